@@ -1,0 +1,92 @@
+"""The engine protocol: the one door through which the loop, evaluation, training and the server
+reach a model. An engine turns chat conversations into sampled completions; it knows nothing
+about turns, feedback or answers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
+
+Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
+Conversation = Sequence[Message]
+FinishReason = Literal["stop", "length", "abort"]
+# on_delta(prompt_index, sample_index, text): called as text is produced, in order per sample.
+DeltaCallback = Callable[[int, int, str], None]
+
+
+class EngineError(RuntimeError):
+    """The engine failed to produce a completion (a 5xx for the server)."""
+
+
+class PromptTooLongError(ValueError):
+    """A prompt does not fit the model's context with room to generate (a 4xx for the server)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. temperature 0 is greedy; `seed` makes sampling reproducible per sample
+    (sample i of a prompt uses seed + i)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 128
+    n: int = 1
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        checks = [
+            (math.isfinite(self.temperature) and 0.0 <= self.temperature <= 10.0, "temperature must be in [0, 10]"),
+            (math.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0, "top_p must be in (0, 1]"),
+            (1 <= self.max_tokens <= 1_000_000, "max_tokens must be at least 1"),
+            (1 <= self.n <= 1024, "n must be between 1 and 1024"),
+            (self.seed is None or 0 <= self.seed < 2**63, "seed must be a non-negative 64-bit integer"),
+            (all(isinstance(s, str) and s for s in self.stop), "stop strings must be non-empty"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def with_seed(self, seed: int | None) -> "SamplingParams":
+        return SamplingParams(self.temperature, self.top_p, self.max_tokens, self.n, seed, self.stop)
+
+
+@dataclass
+class Completion:
+    """One sample for one prompt."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason = "stop"
+
+
+@dataclass
+class EngineInfo:
+    model_name: str
+    max_context: int
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine offers. `generate` must be safe to call from many tasks at once; a
+    cancelled call stops its work in the engine."""
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    async def generate(
+        self,
+        prompts: Sequence[Conversation],
+        params: SamplingParams,
+        on_delta: DeltaCallback | None = None,
+    ) -> list[list[Completion]]:
+        """For each prompt, `params.n` completions."""
+        ...
+
+    async def health(self) -> bool: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,115 @@
+"""What the loop takes and what it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from app.engines.base import SamplingParams
+from app.refine.feedback import DEFAULT_FEEDBACK
+
+Window = Literal["full", "last"]
+Aggregation = Literal["majority", "last"]
+TieBreak = Literal["first", "last"]
+StopReason = Literal["correct", "max_turns", "deadline"]
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """How one refinement runs.
+
+    window: `last` (RISE's default) shows the model the question, its last attempt and the
+        feedback; `full` shows every earlier attempt.
+    aggregation: `majority` votes over the answers of all turns (and all samples); `last` takes
+        the last turn's answer.
+    tie_break: which answer wins a tied vote: `first` (the one that appeared earliest) or `last`.
+    """
+
+    max_turns: int = 5
+    samples_per_turn: int = 1
+    window: Window = "last"
+    aggregation: Aggregation = "majority"
+    tie_break: TieBreak = "first"
+    feedback: str = DEFAULT_FEEDBACK
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_turns <= 1000:
+            raise ValueError("max_turns must be at least 1")
+        if not 1 <= self.samples_per_turn <= 1024:
+            raise ValueError("samples_per_turn must be at least 1")
+        if self.window not in ("full", "last"):
+            raise ValueError("window must be 'full' or 'last'")
+        if self.aggregation not in ("majority", "last"):
+            raise ValueError("aggregation must be 'majority' or 'last'")
+        if self.tie_break not in ("first", "last"):
+            raise ValueError("tie_break must be 'first' or 'last'")
+        if "{question}" not in self.feedback:
+            raise ValueError("feedback must contain {question}")
+
+
+@dataclass
+class Sample:
+    text: str
+    answer: str | None
+    correct: bool | None  # None: no oracle, so unknown
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass
+class Turn:
+    index: int  # 1-based
+    samples: list[Sample]
+    chosen: int  # the sample that continues the conversation
+    latency_s: float
+    ttft_s: float | None
+
+    @property
+    def text(self) -> str:
+        return self.samples[self.chosen].text
+
+    @property
+    def answer(self) -> str | None:
+        return self.samples[self.chosen].answer
+
+    @property
+    def correct(self) -> bool | None:
+        return self.samples[self.chosen].correct
+
+    def to_dict(self) -> dict:
+        return {"turn": self.index, "text": self.text, "answer": self.answer, "correct": self.correct,
+                "chosen_sample": self.chosen, "latency_s": round(self.latency_s, 4),
+                "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
+                "prompt_tokens": sum(s.prompt_tokens for s in self.samples),
+                "completion_tokens": sum(s.completion_tokens for s in self.samples),
+                "samples": [asdict(s) for s in self.samples]}
+
+
+@dataclass
+class RefineResult:
+    final_answer: str | None
+    final_text: str
+    final_turn: int
+    votes: dict[str, int]
+    stop_reason: StopReason
+    turns: list[Turn]
+    oracle: bool
+    correct: bool | None  # whether the final answer passed the oracle; None without one
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(s.prompt_tokens for t in self.turns for s in t.samples)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(s.completion_tokens for t in self.turns for s in t.samples)
+
+    def to_dict(self) -> dict:
+        return {"final_answer": self.final_answer, "final_text": self.final_text,
+                "final_turn": self.final_turn, "votes": self.votes, "stop_reason": self.stop_reason,
+                "mode": "oracle" if self.oracle else "self", "correct": self.correct,
+                "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                          "total_tokens": self.prompt_tokens + self.completion_tokens},
+                "turns": [t.to_dict() for t in self.turns]}

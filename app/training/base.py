@@ -1,0 +1,127 @@
+"""The base-model recipe: a tokenizer and a fresh Llama trained on synthetic problems, already in
+the refinement format (attempt, feedback, new attempt), so that RISE starts from a model that
+knows how a second turn looks.
+
+    rise train base --out models/base-synth --minutes 5 --device cuda
+    python -m app.training.base --out /tmp/m --steps 20 --size tiny      # a micro run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from app.refine.feedback import DEFAULT_FEEDBACK, render_feedback
+from app.tasks import synthetic
+from app.training.data import collate, encode_example
+from app.training.model_init import new_model
+from app.training.sft import TrainConfig, train
+from app.training.tokenizer import build_tokenizer
+
+# Conversation shapes and their shares (see `base_conversation`).
+SHAPES = {"single": 0.35, "fix": 0.35, "fix2": 0.10, "keep": 0.20}
+
+
+def base_conversation(rng: random.Random, problem: synthetic.Problem, feedback: str = DEFAULT_FEEDBACK) -> tuple[list[dict], list[float]]:
+    """One training conversation and its per-message weights.
+
+    single: the question and the worked solution.
+    fix:    a wrong attempt (weight 0), the feedback, the corrected solution.
+    fix2:   two wrong attempts, then the correction (the `full` window's shape).
+    keep:   a correct attempt, the feedback, the same solution again (no-oracle feedback must not
+            talk the model out of a right answer it can check).
+    """
+    shape = rng.choices(list(SHAPES), weights=list(SHAPES.values()))[0]
+    q, sol = problem.question, problem.solution
+    again = {"role": "user", "content": render_feedback(feedback, q)}
+    msgs, w = [{"role": "user", "content": q}], [0.0]
+    if shape in ("fix", "fix2"):
+        for _ in range(1 if shape == "fix" else 2):
+            msgs += [{"role": "assistant", "content": synthetic.corrupt(problem, rng)}, again]
+            w += [0.0, 0.0]
+    elif shape == "keep":
+        msgs += [{"role": "assistant", "content": sol}, again]
+        w += [1.0, 0.0]
+    msgs.append({"role": "assistant", "content": sol})
+    w.append(1.0)
+    return msgs, w
+
+
+class BaseStream(IterableDataset):
+    """An endless stream of encoded base conversations over a mix of difficulties."""
+
+    def __init__(self, tokenizer, seed: int, max_len: int = 512) -> None:
+        self.tokenizer, self.seed, self.max_len = tokenizer, seed, max_len
+
+    def __iter__(self):
+        info = get_worker_info()
+        rng = random.Random(self.seed * 1000 + (info.id if info else 0))
+        levels = list(synthetic.LEVELS.values())
+        while True:
+            problem = synthetic.generate(rng, rng.choice(levels), "train")
+            ids, w = encode_example(self.tokenizer, *base_conversation(rng, problem))
+            if len(ids) <= self.max_len:
+                yield ids, w
+
+
+def tokenizer_corpus(seed: int = 0, count: int = 4000) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        p = synthetic.generate(rng, rng.choice(list(synthetic.LEVELS.values())), "train")
+        texts += [p.question, p.solution, render_feedback(DEFAULT_FEEDBACK, p.question)]
+    return texts
+
+
+def run(out: Path, size: str, cfg: TrainConfig, batch_size: int, device: str | None, seed: int, workers: int) -> dict:
+    torch.manual_seed(seed)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tokenizer = build_tokenizer(tokenizer_corpus(seed))
+    model = new_model(tokenizer, size)
+    n_params = sum(p.numel() for p in model.parameters())
+    loader = DataLoader(BaseStream(tokenizer, seed), batch_size=batch_size, num_workers=workers,
+                        collate_fn=lambda ex: collate(ex, tokenizer.pad_token_id), pin_memory=dev.type == "cuda",
+                        persistent_workers=workers > 0, prefetch_factor=8 if workers else None)
+    t0 = time.time()
+    stats = train(model, iter(loader), cfg, dev)
+    save(model, tokenizer, out)
+    info = {"recipe": "base", "size": size, "parameters": n_params, "device": str(dev),
+            "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+            "batch_size": batch_size, "seed": seed, "config": vars(cfg), "train": stats,
+            "wall_s": round(time.time() - t0, 1)}
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def save(model, tokenizer, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    model.float()
+    tokenizer.save_pretrained(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="rise train base", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--size", choices=["tiny", "small", "base"], default="base")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--minutes", type=float, default=None, help="train for this wall-clock time instead of --steps")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    cfg = TrainConfig(lr=a.lr, steps=a.steps, minutes=a.minutes, warmup_steps=min(200, max(1, a.steps // 10)))
+    info = run(a.out, a.size, cfg, a.batch_size, a.device, a.seed, a.workers)
+    print(json.dumps(info["train"] | {"parameters": info["parameters"]}))
+
+
+if __name__ == "__main__":
+    main()
