@@ -69,6 +69,9 @@ class HFEngine:
         model_name: str | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         path = Path(model_path)
         if not (path / "config.json").is_file():

@@ -106,7 +106,7 @@ def save(model, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rise train base", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--size", choices=["tiny", "small", "base"], default="base")
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig(lr=a.lr, steps=a.steps, minutes=a.minutes, warmup_steps=min(200, max(1, a.steps // 10)))
     info = run(a.out, a.size, cfg, a.batch_size, a.device, a.seed, a.workers)
     print(json.dumps(info["train"] | {"parameters": info["parameters"]}))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""The `rise` command: refine, serve, eval, train, bench.
+
+    rise refine "Sam has 23 apples. He buys 17 more. How many apples does Sam have now?" --reference 40
+    rise serve --port 8000
+    rise eval --dataset synthetic --limit 200 --out runs/eval
+    rise train base --out models/base-synth --minutes 5 --device cuda
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "refine": ("app.refine.cli", "run the refinement loop on one question"),
+    "serve": ("app.api.cli", "start the HTTP service"),
+    "eval": ("app.evaluation.cli", "evaluate a model with RISE's metrics"),
+    "train": ("app.training.cli", "train a base model (train base) or run RISE (train rise)"),
+    "bench": ("app.bench.cli", "measure throughput against baselines"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: rise {%s} ...\n" % ",".join(COMMANDS))
+        for name, (_, help_) in COMMANDS.items():
+            print(f"  {name:<8}{help_}")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"rise: unknown command {name!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    import importlib
+
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

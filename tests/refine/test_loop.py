@@ -1,0 +1,134 @@
+import asyncio
+import time
+
+import pytest
+
+from app.answers.checker import get_checker
+from app.engines.base import SamplingParams
+from app.refine.feedback import DEFAULT_FEEDBACK
+from app.refine.loop import RefineTimeout, build_prompt, reference_oracle, refine
+from app.refine.types import RefineConfig
+from tests.fakes import FakeEngine, scripted
+
+Q = "Sam has 23 apples. He buys 17 more. How many apples does Sam have now?"
+CHECK = get_checker("synthetic")
+SECRET = "40"
+
+
+async def test_oracle_stops_at_first_correct_turn_and_never_shows_the_reference():
+    engine = FakeEngine(scripted(["41", "39", SECRET, "40", "40"]))
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=5), oracle=reference_oracle(CHECK, SECRET))
+    assert [t.answer for t in r.turns] == ["41", "39", "40"]
+    assert [t.correct for t in r.turns] == [False, False, True]
+    assert r.stop_reason == "correct" and r.final_answer == "40" and r.final_turn == 3 and r.correct
+    assert len(engine.prompts) == 3
+    for prompt in engine.prompts:  # the reference reaches no prompt
+        assert all(SECRET not in m["content"] for m in prompt)
+    assert engine.prompts[1][-1]["content"] == DEFAULT_FEEDBACK.format(question=Q)
+
+
+async def test_oracle_without_success_runs_all_turns():
+    engine = FakeEngine(scripted(["1", "2", "3"]))
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=3), oracle=reference_oracle(CHECK, "99"))
+    assert r.stop_reason == "max_turns" and len(r.turns) == 3 and r.correct is False
+
+
+async def test_no_oracle_runs_all_turns_and_votes():
+    engine = FakeEngine(scripted(["7", "8", "8", "9", "8"]))
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=5))
+    assert len(r.turns) == 5 and r.stop_reason == "max_turns"
+    assert r.final_answer == "8" and r.votes == {"7": 1, "8": 3, "9": 1}
+    assert r.final_turn == 5  # the latest turn holding the winner
+    assert all(t.correct is None for t in r.turns) and r.correct is None
+    # every turn after the first got the same feedback
+    assert all(p[-1]["content"] == DEFAULT_FEEDBACK.format(question=Q) for p in engine.prompts[1:])
+
+
+@pytest.mark.parametrize("tie_break,winner,turn", [("first", "1", 3), ("last", "2", 4)])
+async def test_tie_rules(tie_break, winner, turn):
+    engine = FakeEngine(scripted(["1", "2", "1", "2"]))
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=4, tie_break=tie_break))
+    assert r.final_answer == winner
+    assert r.final_turn == turn
+
+
+async def test_last_aggregation_takes_the_last_answer():
+    engine = FakeEngine(scripted(["5", "5", "6"]))
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=3, aggregation="last"))
+    assert r.final_answer == "6" and r.final_turn == 3
+
+
+async def test_unparseable_answers_get_no_vote():
+    engine = FakeEngine(lambda p, j, call: ["no idea", "The answer is 4.", "hmm"][call])
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=3))
+    assert r.final_answer == "4" and r.votes == {"4": 1} and r.final_turn == 2
+
+
+async def test_windows_shape_the_prompt():
+    engine = FakeEngine(scripted(["1", "2", "3"]))
+    await refine(engine, Q, CHECK, RefineConfig(max_turns=3, window="last"))
+    assert [m["role"] for m in engine.prompts[2]] == ["user", "assistant", "user"]
+    assert "2" in engine.prompts[2][1]["content"]
+    engine = FakeEngine(scripted(["1", "2", "3"]))
+    await refine(engine, Q, CHECK, RefineConfig(max_turns=3, window="full"))
+    assert [m["role"] for m in engine.prompts[2]] == ["user", "assistant", "user", "assistant", "user"]
+
+
+async def test_history_comes_before_the_question():
+    engine = FakeEngine(scripted(["1"]))
+    await refine(engine, Q, CHECK, RefineConfig(max_turns=1), history=[{"role": "system", "content": "Be brief."}])
+    assert engine.prompts[0][0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_samples_per_turn_pick_a_correct_sample_under_oracle():
+    engine = FakeEngine(lambda p, j, call: f"The answer is {[3, 40, 5][j]}.")
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=3, samples_per_turn=3),
+                     oracle=reference_oracle(CHECK, "40"))
+    assert r.stop_reason == "correct" and len(r.turns) == 1 and r.turns[0].chosen == 1
+    assert engine.params[0].n == 3
+
+
+async def test_samples_vote_across_all_turns():
+    engine = FakeEngine(lambda p, j, call: f"The answer is {[7, 7, 2][j]}.")
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=2, samples_per_turn=3))
+    assert r.final_answer == "7" and r.votes == {"7": 4, "2": 2}
+    assert r.prompt_tokens > 0 and r.completion_tokens == sum(s.completion_tokens for t in r.turns for s in t.samples)
+
+
+async def test_seeds_differ_per_turn():
+    engine = FakeEngine(scripted(["1", "2"]))
+    await refine(engine, Q, CHECK, RefineConfig(max_turns=2, sampling=SamplingParams(temperature=1, seed=5)))
+    assert [p.seed for p in engine.params] == [5, 1005]
+
+
+async def test_events_arrive_in_order():
+    events = []
+    await refine(FakeEngine(scripted(["1", "2"])), Q, CHECK, RefineConfig(max_turns=2), on_event=events.append)
+    kinds = [(e["type"], e["turn"]) for e in events]
+    assert kinds == [("turn_start", 1), ("delta", 1), ("turn_end", 1), ("turn_start", 2), ("delta", 2), ("turn_end", 2)]
+
+
+async def test_deadline_keeps_finished_turns():
+    engine = FakeEngine(scripted(["1", "2", "3"]), delay=0.2)
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=3), deadline=time.monotonic() + 0.3)
+    assert r.stop_reason == "deadline" and len(r.turns) == 1
+    with pytest.raises(RefineTimeout):
+        await refine(engine, Q, CHECK, RefineConfig(max_turns=3), deadline=time.monotonic() + 0.05)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"max_turns": 0}, "max_turns"), ({"samples_per_turn": 0}, "samples_per_turn"),
+    ({"window": "all"}, "window"), ({"feedback": "try again"}, "{question}"),
+])
+def test_bad_config_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RefineConfig(**kwargs)
+
+
+async def test_empty_question_is_refused():
+    with pytest.raises(ValueError, match="empty"):
+        await refine(FakeEngine(scripted(["1"])), "  ", CHECK)
+
+
+def test_build_prompt_first_turn_is_the_question():
+    assert build_prompt(Q, [], RefineConfig()) == [{"role": "user", "content": Q}]
