@@ -1,0 +1,1 @@
+"""The HTTP service: native refine API, OpenAI-compatible chat, health, metrics."""

@@ -1,0 +1,74 @@
+"""Errors in OpenAI's shape: {"error": {"message", "type", "param", "code"}}; never a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("rise.api")
+
+TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+         404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+         422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 502: "upstream_error",
+         503: "service_unavailable", 504: "timeout_error"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
+
+
+def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": TYPES.get(status, "invalid_request_error"), "param": param,
+                      "code": code}}
+
+
+def error_response(status: int, message: str, param: str | None = None, code: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
+
+
+def describe_validation(errors: list[dict]) -> tuple[str, str | None]:
+    """One readable message naming the offending field(s), and the first field as `param`."""
+    parts, param = [], None
+    for e in errors[:5]:
+        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        field = ".".join(loc) or None
+        param = param or field
+        if e.get("type") == "extra_forbidden":
+            parts.append(f"field '{field}' is not supported")
+        elif e.get("type") == "json_invalid":
+            parts.append(f"malformed JSON: {e.get('ctx', {}).get('error', e.get('msg'))}")
+            param = None
+        elif field:
+            parts.append(f"{field}: {e.get('msg')}")
+        else:
+            parts.append(str(e.get("msg")))
+    return "; ".join(parts) or "invalid request", param
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_req: Request, exc: ApiError):
+        return error_response(exc.status, exc.message, exc.param, exc.code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError):
+        message, param = describe_validation(json.loads(json.dumps(exc.errors(), default=str)))
+        return error_response(400, message, param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException):
+        return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unhandled(req: Request, exc: Exception):
+        log.error("unhandled error on %s: %s", req.url.path, type(exc).__name__, exc_info=exc)
+        return error_response(500, "internal error while serving the request", code="internal_error")

@@ -1,0 +1,66 @@
+"""The FastAPI application: `create_app(settings)` wires routers, error handlers and the engine's
+lifecycle (loaded in the background at start-up, so `/health` answers while `/ready` waits).
+
+    rise serve --model models/rise-synth --port 8000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import errors
+from app.api.routes import health, openai, refine
+from app.config import Settings
+from app.engines.base import Engine
+
+log = logging.getLogger("rise.api")
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """An app over `engine`, or over the engine `settings` describe (loaded at start-up)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loader = None
+        if engine is None:
+            loader = asyncio.create_task(_load(app, settings))
+        try:
+            yield
+        finally:
+            app.state.draining = True
+            if loader is not None and not loader.done():
+                loader.cancel()
+            if app.state.engine is not None and engine is None:
+                await app.state.engine.aclose()
+
+    app = FastAPI(title="rise-serve", version="0.1.0", lifespan=lifespan,
+                  description="Self-refinement (RISE) serving: answer, get feedback, answer again.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.draining = False
+    app.state.load_error = None
+    app.state.started = int(time.time())
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(refine.router)
+    app.include_router(openai.router)
+    return app
+
+
+async def _load(app: FastAPI, settings: Settings) -> None:
+    from app.engines.factory import make_engine
+
+    try:
+        app.state.engine = await asyncio.to_thread(
+            make_engine, settings.engine, str(settings.model), device=settings.device,
+            max_batch_size=settings.max_batch_size, base_url=settings.base_url, model_name=settings.model_name)
+        log.info("engine ready: %s", app.state.engine.info.model_name)
+    except Exception as e:  # noqa: BLE001 - reported through /ready and the log
+        app.state.load_error = f"engine failed to load: {e}"
+        log.error(app.state.load_error)

@@ -1,0 +1,83 @@
+"""Request and response models of the native API (`POST /v1/refine`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RefineOptions(BaseModel):
+    """The RISE knobs, shared by /v1/refine and the `rise` object of /v1/chat/completions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_turns: int | None = Field(None, ge=1, description="K, the most turns to run (default RISE_DEFAULT_TURNS)")
+    reference: str | None = Field(None, min_length=1, max_length=1000,
+                                  description="the reference answer: oracle mode, stop at the first correct turn; never echoed")
+    samples_per_turn: int = Field(1, ge=1, description="parallel samples per turn")
+    window: Literal["last", "full"] = Field("last", description="`last`: question + last attempt + feedback (RISE's default)")
+    aggregation: Literal["majority", "last"] = "majority"
+    tie_break: Literal["first", "last"] = "first"
+    task: Literal["synthetic", "gsm8k", "math"] | None = Field(None, description="answer format (default RISE_TASK)")
+
+
+class RefineRequest(RefineOptions):
+    question: str = Field(..., min_length=1, description="the problem to solve")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    max_tokens: int | None = Field(None, ge=1, description="per turn (default RISE_DEFAULT_MAX_TOKENS)")
+    seed: int | None = Field(None, ge=0, le=2**62)
+    stop: list[str] | None = Field(None, max_length=4)
+    stream: bool = False
+    model: str | None = Field(None, description="optional; must name the served model")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"question": "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?",
+         "reference": "31", "max_turns": 5},
+        {"question": "Mia has 12 pens. She buys 5 more. How many pens does Mia have now?", "max_turns": 3,
+         "temperature": 0.7, "seed": 1, "stream": False},
+    ]})
+
+
+class SampleOut(BaseModel):
+    text: str
+    answer: str | None
+    correct: bool | None
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+class TurnOut(BaseModel):
+    turn: int
+    text: str
+    answer: str | None
+    correct: bool | None = Field(description="null when no oracle was given")
+    chosen_sample: int
+    latency_s: float
+    ttft_s: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    samples: list[SampleOut]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class RefineResponse(BaseModel):
+    id: str
+    object: Literal["refinement"] = "refinement"
+    model: str
+    final_answer: str | None
+    final_text: str
+    final_turn: int
+    votes: dict[str, int]
+    stop_reason: Literal["correct", "max_turns", "deadline"]
+    mode: Literal["oracle", "self"]
+    correct: bool | None
+    usage: Usage
+    turns: list[TurnOut]

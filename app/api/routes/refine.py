@@ -1,0 +1,63 @@
+"""`POST /v1/refine`: the native API, with the whole per-turn trace (JSON, or SSE with `stream`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import EngineDep, SettingsDep
+from app.api.errors import ApiError
+from app.api.protocol_refine import RefineRequest, RefineResponse
+from app.api.serving import build_config, check_caps, check_question, checker_and_oracle, event_stream, run_mapped, sse
+from app.refine.loop import refine
+
+router = APIRouter(tags=["refine"])
+
+STREAM_DOC = """With `"stream": true` the answer is `text/event-stream`: `turn_start` {turn},
+`delta` {turn, sample, text} as tokens arrive, `turn_end` {turn, answer, correct, latency_s},
+then `result` (the same object as the JSON answer) or `error`, and finally `data: [DONE]`."""
+
+
+@router.post("/v1/refine", response_model=RefineResponse, summary="Refine an answer over several turns",
+             description="Answer, receive feedback, answer again for up to `max_turns` turns. With `reference` "
+                         "(oracle) the loop stops at the first correct turn; without it every turn runs and the "
+                         "final answer is the majority vote over turns.\n\n" + STREAM_DOC,
+             responses={200: {"content": {"text/event-stream": {}}}, 400: {"description": "invalid request"}})
+async def refine_route(body: RefineRequest, settings: SettingsDep, engine: EngineDep):
+    check_question(settings, body.question, "question")
+    check_caps(settings, max_turns=body.max_turns, samples=body.samples_per_turn, max_tokens=body.max_tokens)
+    model = engine.info.model_name
+    if body.model is not None and body.model != model:
+        raise ApiError(404, f"model '{body.model}' is not served here; this server serves '{model}'", "model",
+                       "model_not_found")
+    config = _config(settings, body)
+    checker, oracle = checker_and_oracle(settings, body)
+    rid = f"rr-{uuid.uuid4().hex[:24]}"
+
+    def run(on_event=None):
+        return refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event)
+
+    if not body.stream:
+        result = await run_mapped(run())
+        return RefineResponse(id=rid, model=model, **result.to_dict())
+
+    def render(event: dict) -> list[str]:
+        if event["type"] == "result":
+            full = RefineResponse(id=rid, model=model, **event["result"].to_dict())
+            return [sse(full.model_dump(), "result"), sse("[DONE]")]
+        if event["type"] == "error":
+            return [sse(event["error"], "error"), sse("[DONE]")]
+        return [sse({k: v for k, v in event.items() if k != "type"}, event["type"])]
+
+    return StreamingResponse(event_stream(run, render), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _config(settings, body: RefineRequest):
+    try:
+        return build_config(settings, body, temperature=body.temperature, top_p=body.top_p,
+                            max_tokens=body.max_tokens, seed=body.seed, stop=tuple(body.stop or ()))
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None

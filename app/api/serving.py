@@ -1,0 +1,100 @@
+"""What the routes share: request knobs to a `RefineConfig` (with the configured caps), running the
+loop with engine errors mapped to API errors, and Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import AsyncIterator, Awaitable, Callable
+
+from app.answers.checker import get_checker
+from app.api.errors import ApiError, error_body
+from app.config import Settings
+from app.engines.base import EngineError, PromptTooLongError, SamplingParams
+from app.refine.loop import Oracle, reference_oracle
+from app.refine.types import RefineConfig
+
+log = logging.getLogger("rise.api")
+
+
+def check_caps(settings: Settings, *, max_turns: int | None, samples: int, max_tokens: int | None,
+               n: int = 1, tokens_param: str = "max_tokens", samples_param: str = "samples_per_turn") -> None:
+    if max_turns is not None and max_turns > settings.max_turns_cap:
+        raise ApiError(400, f"max_turns must be at most {settings.max_turns_cap}", "max_turns")
+    if samples > settings.max_samples_cap:
+        raise ApiError(400, f"{samples_param} must be at most {settings.max_samples_cap}", samples_param)
+    if n > settings.max_samples_cap:
+        raise ApiError(400, f"n must be at most {settings.max_samples_cap}", "n")
+    if max_tokens is not None and max_tokens > settings.max_tokens_cap:
+        raise ApiError(400, f"{tokens_param} must be at most {settings.max_tokens_cap}", tokens_param)
+
+
+def build_config(settings: Settings, opts, *, temperature: float, top_p: float, max_tokens: int | None,
+                 seed: int | None, stop: tuple[str, ...]) -> RefineConfig:
+    sampling = SamplingParams(temperature=temperature, top_p=top_p, seed=seed, stop=stop,
+                              max_tokens=max_tokens or settings.default_max_tokens)
+    return RefineConfig(max_turns=opts.max_turns or settings.default_turns, samples_per_turn=opts.samples_per_turn,
+                        window=opts.window, aggregation=opts.aggregation, tie_break=opts.tie_break, sampling=sampling)
+
+
+def checker_and_oracle(settings: Settings, opts) -> tuple[object, Oracle | None]:
+    checker = get_checker(opts.task or settings.task)
+    return checker, (reference_oracle(checker, opts.reference) if opts.reference else None)
+
+
+def check_question(settings: Settings, question: str, param: str) -> None:
+    if not question.strip():
+        raise ApiError(400, f"{param} must not be empty", param)
+    if len(question) > settings.max_question_chars:
+        raise ApiError(400, f"{param} is longer than {settings.max_question_chars} characters", param)
+
+
+async def run_mapped(coro: Awaitable, param: str = "question"):
+    """Await the loop; engine failures become API errors."""
+    try:
+        return await coro
+    except PromptTooLongError as e:
+        raise ApiError(400, str(e), param, "context_length_exceeded") from None
+    except EngineError as e:
+        raise ApiError(500, f"engine error: {e}", code="engine_error") from None
+    except ValueError as e:
+        raise ApiError(400, str(e), param) from None
+
+
+def sse(data: dict | str, event: str | None = None) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+async def event_stream(run: Callable[[Callable[[dict], None]], Awaitable], render: Callable[[dict], list[str]],
+                       param: str = "question") -> AsyncIterator[str]:
+    """Run `run(on_event)` as a task and yield `render(event)` for each event as it happens; the
+    loop's return value arrives as {"type": "result", "result": ...}, a failure as {"type": "error"}.
+    A client that goes away cancels the task (and with it the engine's work)."""
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+    task = asyncio.create_task(run_mapped(run(queue.put_nowait), param))
+    task.add_done_callback(lambda t: queue.put_nowait({"type": "_done"}))
+    try:
+        while True:
+            event = await queue.get()
+            if event["type"] == "_done":
+                break
+            for chunk in render(event):
+                yield chunk
+        try:
+            result = task.result()
+        except ApiError as e:
+            for chunk in render({"type": "error", "error": error_body(e.status, e.message, e.param, e.code)}):
+                yield chunk
+            return
+        except Exception as e:  # noqa: BLE001
+            log.error("stream failed: %s", type(e).__name__, exc_info=e)
+            for chunk in render({"type": "error", "error": error_body(500, "internal error while streaming")}):
+                yield chunk
+            return
+        for chunk in render({"type": "result", "result": result}):
+            yield chunk
+    finally:
+        if not task.done():
+            task.cancel()

@@ -1,0 +1,123 @@
+"""The native API over real HTTP: JSON, Server-Sent Events, health and bad input."""
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+
+Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
+
+
+def post(server, body, **kw):
+    return httpx.post(f"{server}/v1/refine", json=body, timeout=120, **kw)
+
+
+def test_health_ready_models_docs(server, model_name):
+    assert httpx.get(f"{server}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{server}/ready").json()
+    assert ready["status"] == "ready" and ready["model"] == model_name
+    spec = httpx.get(f"{server}/openapi.json").json()
+    assert {"/v1/refine", "/v1/chat/completions", "/v1/models", "/health", "/ready"} <= set(spec["paths"])
+    assert spec["components"]["schemas"]["RefineRequest"]["examples"]
+    assert httpx.get(f"{server}/docs").status_code == 200
+
+
+def test_oracle_stops_at_first_correct_turn(server, server_log):
+    r = post(server, {"question": Q, "reference": "31", "max_turns": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["stop_reason"] == "correct" and body["final_turn"] == 1 and body["correct"] is True
+    assert body["mode"] == "oracle" and len(body["turns"]) == 1
+    r = post(server, {"question": Q, "reference": "5551212", "max_turns": 3})
+    assert r.json()["stop_reason"] == "max_turns" and len(r.json()["turns"]) == 3
+    assert "5551212" not in r.text and "reference" not in r.json()
+    assert "5551212" not in server_log.read_text()
+
+
+def test_no_oracle_runs_all_turns_and_votes(server):
+    body = post(server, {"question": Q, "max_turns": 4}).json()
+    assert len(body["turns"]) == 4 and body["stop_reason"] == "max_turns" and body["mode"] == "self"
+    assert body["votes"] == {"31": 4} and body["final_answer"] == "31" and body["correct"] is None
+    u = body["usage"]
+    assert u["prompt_tokens"] == sum(t["prompt_tokens"] for t in body["turns"])
+    assert u["completion_tokens"] == sum(t["completion_tokens"] for t in body["turns"])
+    assert all(t["correct"] is None and t["latency_s"] > 0 for t in body["turns"])
+
+
+def test_samples_per_turn(server):
+    body = post(server, {"question": Q, "max_turns": 2, "samples_per_turn": 3, "temperature": 1.0, "seed": 3}).json()
+    assert all(len(t["samples"]) == 3 for t in body["turns"]) and sum(body["votes"].values()) == 6
+
+
+def test_stream_delivers_turn_one_tokens_before_turn_two(server):
+    events, arrivals = [], []
+    start = time.monotonic()
+    with httpx.stream("POST", f"{server}/v1/refine", json={"question": Q, "max_turns": 5, "stream": True},
+                      timeout=120) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, line[6:]))
+                arrivals.append(time.monotonic() - start)
+                name = None
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "turn_start" and kinds[-2:] == ["result", None] and events[-1][1] == "[DONE]"
+    first_delta = kinds.index("delta")
+    turn2 = next(i for i, (e, d) in enumerate(events) if e == "turn_start" and json.loads(d)["turn"] == 2)
+    assert first_delta < turn2
+    text1 = "".join(json.loads(d)["text"] for e, d in events[:turn2] if e == "delta")
+    assert text1.endswith("The answer is 31.")
+    # really streamed: turn 1's first token reached us well before the whole answer did
+    assert arrivals[first_delta] < 0.6 * arrivals[-1]
+    result = json.loads(events[-2][1])
+    assert len(result["turns"]) == 5 and result["turns"][0]["text"] == text1
+
+
+async def test_sixteen_concurrent_requests(server):
+    from app.tasks import synthetic
+
+    probs = synthetic.problems(5, 16, synthetic.LEVELS["easy"])
+    async with httpx.AsyncClient(base_url=server, timeout=120) as c:
+        rs = await asyncio.gather(*[c.post("/v1/refine", json={"question": p.question, "max_turns": 2})
+                                    for p in probs])
+    assert all(r.status_code == 200 for r in rs)
+    right = sum(r.json()["final_answer"] == p.answer for r, p in zip(rs, probs))
+    assert right >= 14
+
+
+BAD = [
+    (b'{"question": "x"', 400, None, "malformed JSON"),
+    (b"not json at all", 400, None, "malformed JSON"),
+    ({"question": 5}, 400, "question", "string"),
+    ({}, 400, "question", "Field required"),
+    ({"question": ""}, 400, "question", "at least 1"),
+    ({"question": "   "}, 400, "question", "empty"),
+    ({"question": Q, "max_turns": 0}, 400, "max_turns", "greater than"),
+    ({"question": Q, "max_turns": 11}, 400, "max_turns", "at most"),
+    ({"question": Q, "max_tokens": 513}, 400, "max_tokens", "at most"),
+    ({"question": Q, "samples_per_turn": 9}, 400, "samples_per_turn", "at most"),
+    ({"question": Q, "temperature": -1}, 400, "temperature", "greater than"),
+    ({"question": Q, "top_p": 0}, 400, "top_p", "greater than"),
+    ({"question": Q, "window": "everything"}, 400, "window", "last"),
+    ({"question": Q, "beam_width": 4}, 400, "beam_width", "not supported"),
+    ({"question": Q, "model": "gpt-9"}, 404, "model", "not served"),
+    ({"question": "Sam has 3 apples. " * 1000}, 400, "question", "context"),
+    ({"question": "x" * 20001}, 400, "question", "longer than"),
+]
+
+
+@pytest.mark.parametrize("body,status,param,message", BAD)
+def test_bad_input_is_a_4xx_naming_the_problem(server, body, status, param, message):
+    if isinstance(body, bytes):
+        r = httpx.post(f"{server}/v1/refine", content=body, headers={"content-type": "application/json"})
+    else:
+        r = post(server, body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["param"] == param and message in err["message"] and "Traceback" not in r.text
+    assert post(server, {"question": Q, "max_turns": 1}).status_code == 200
