@@ -43,8 +43,9 @@ class Difficulty:
     max_steps: int = 4
     max_value: int = 99  # start value and +/- operands are drawn from 1..max_value
     max_total: int = 999  # no intermediate result exceeds this
-    ops: tuple[str, ...] = ("+", "-", "*")
+    ops: tuple[str, ...] = ("+", "-", "*")  # repeat an operation to draw it more often
     max_factor: int = 4
+    min_factor: int = 2
 
 
 # Named difficulty presets. The base model trains on all of them; "medium" is the default
@@ -53,6 +54,10 @@ LEVELS = {
     "easy": Difficulty(min_steps=1, max_steps=3, max_value=50, max_total=200, max_factor=3),
     "medium": Difficulty(min_steps=2, max_steps=4, max_value=99, max_total=999, max_factor=4),
     "hard": Difficulty(min_steps=3, max_steps=6, max_value=999, max_total=9999, max_factor=9),
+    # two-digit by two-digit products in one step: hard for a few-million-parameter model, so
+    # turn 1 is often wrong and refinement has something to fix
+    "expert": Difficulty(min_steps=2, max_steps=3, max_value=99, max_total=9999, ops=("+", "-", "*", "*"),
+                         max_factor=99, min_factor=11),
 }
 
 
@@ -184,7 +189,7 @@ def _draw(rng: random.Random, d: Difficulty) -> Problem:
         elif op == "-":
             k = rng.randint(1, min(d.max_value, value))
         else:
-            k = rng.randint(2, min(d.max_factor, d.max_total // value))
+            k = rng.randint(d.min_factor, min(d.max_factor, d.max_total // value))
         ops.append((op, k))
         value = _apply(value, op, k)
     sentences = [f"{name} has {start} {item}."]
@@ -200,7 +205,7 @@ def _allowed(op: str, value: int, d: Difficulty) -> bool:
         return value < d.max_total
     if op == "-":
         return value > 0
-    return 0 < value and 2 * value <= d.max_total and d.max_factor >= 2
+    return 0 < value and d.min_factor * value <= d.max_total and d.max_factor >= d.min_factor
 
 
 if __name__ == "__main__":

@@ -56,15 +56,15 @@ def base_conversation(rng: random.Random, problem: synthetic.Problem, feedback: 
 class BaseStream(IterableDataset):
     """An endless stream of encoded base conversations over a mix of difficulties."""
 
-    def __init__(self, tokenizer, seed: int, max_len: int = 512) -> None:
+    def __init__(self, tokenizer, seed: int, max_len: int = 512, levels: list[str] | None = None) -> None:
         self.tokenizer, self.seed, self.max_len = tokenizer, seed, max_len
+        self.levels = [synthetic.LEVELS[name] for name in (levels or list(synthetic.LEVELS))]
 
     def __iter__(self):
         info = get_worker_info()
         rng = random.Random(self.seed * 1000 + (info.id if info else 0))
-        levels = list(synthetic.LEVELS.values())
         while True:
-            problem = synthetic.generate(rng, rng.choice(levels), "train")
+            problem = synthetic.generate(rng, rng.choice(self.levels), "train")
             ids, w = encode_example(self.tokenizer, *base_conversation(rng, problem))
             if len(ids) <= self.max_len:
                 yield ids, w
@@ -79,19 +79,26 @@ def tokenizer_corpus(seed: int = 0, count: int = 4000) -> list[str]:
     return texts
 
 
-def run(out: Path, size: str, cfg: TrainConfig, batch_size: int, device: str | None, seed: int, workers: int) -> dict:
+def run(out: Path, size: str, cfg: TrainConfig, batch_size: int, device: str | None, seed: int, workers: int,
+        init: Path | None = None, levels: list[str] | None = None) -> dict:
     torch.manual_seed(seed)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    tokenizer = build_tokenizer(tokenizer_corpus(seed))
-    model = new_model(tokenizer, size)
+    if init is not None:  # continue training an earlier checkpoint (its tokenizer too)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(init)
+        model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    else:
+        tokenizer = build_tokenizer(tokenizer_corpus(seed))
+        model = new_model(tokenizer, size)
     n_params = sum(p.numel() for p in model.parameters())
-    loader = DataLoader(BaseStream(tokenizer, seed), batch_size=batch_size, num_workers=workers,
+    loader = DataLoader(BaseStream(tokenizer, seed, levels=levels), batch_size=batch_size, num_workers=workers,
                         collate_fn=lambda ex: collate(ex, tokenizer.pad_token_id), pin_memory=dev.type == "cuda",
                         persistent_workers=workers > 0, prefetch_factor=8 if workers else None)
     t0 = time.time()
     stats = train(model, iter(loader), cfg, dev)
     save(model, tokenizer, out)
-    info = {"recipe": "base", "size": size, "parameters": n_params, "device": str(dev),
+    info = {"recipe": "base", "size": size, "init": str(init) if init else None, "levels": levels or list(synthetic.LEVELS), "parameters": n_params, "device": str(dev),
             "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
             "batch_size": batch_size, "seed": seed, "config": vars(cfg), "train": stats,
             "wall_s": round(time.time() - t0, 1)}
@@ -117,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None, help="continue from this checkpoint instead of a fresh model")
+    ap.add_argument("--levels", nargs="+", choices=list(synthetic.LEVELS), default=None,
+                    help="difficulty mix (repeat a name to weight it; default: every level once)")
     a = ap.parse_args(argv)
     cfg = TrainConfig(lr=a.lr, steps=a.steps, minutes=a.minutes, warmup_steps=min(200, max(1, a.steps // 10)))
-    info = run(a.out, a.size, cfg, a.batch_size, a.device, a.seed, a.workers)
+    info = run(a.out, a.size, cfg, a.batch_size, a.device, a.seed, a.workers, a.init, a.levels)
     print(json.dumps(info["train"] | {"parameters": info["parameters"]}))
     return 0
 
