@@ -1,0 +1,152 @@
+"""RISE data collection: on-policy multi-turn rollouts, improved next turns, reward-weighted examples.
+
+For each training problem the current model runs the refinement loop with oracle feedback
+(the same `refine` the server uses). Each wrong turn gets an improved response from a source:
+
+- `self`   best-of-N samples from the model itself in the same context (RISE used N = 16), falling
+           back to N samples on the bare question when none is correct;
+- `solver` the synthetic task's exact solver writing the minimal correction of the attempt;
+- `teacher` best-of-N samples from another engine (a bigger model, a remote endpoint).
+
+Targets whose final answer is right but whose steps are wrong ("lucky") are dropped wherever the
+task can check steps. A turn that was already right yields a conversation whose target keeps the
+answer, so the model also learns not to break a correct answer when told it is wrong.
+
+Each example is (messages, per-message weights): the attempt in context weighs exp(r/τ)
+(r = 1 correct, 0 wrong, −1 unparseable), the improved target exp(1/τ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+from app.answers.protocol import Checker
+from app.engines.base import Engine, SamplingParams
+from app.refine.feedback import DEFAULT_FEEDBACK, render_feedback
+from app.refine.loop import reference_oracle, refine
+from app.refine.types import RefineConfig
+from app.tasks import synthetic
+
+SOURCES = ("self", "solver", "teacher")
+
+
+@dataclass
+class CollectConfig:
+    source: str = "self"
+    turns: int = 3
+    best_of: int = 16
+    temperature: float = 1.0
+    max_tokens: int = 160
+    tau: float = 0.4
+    concurrency: int = 128
+    seed: int = 0
+
+
+@dataclass
+class CollectStats:
+    problems: int = 0
+    turns: int = 0
+    wrong_turns: int = 0
+    improved: int = 0
+    fallback_bare: int = 0
+    lucky_dropped: int = 0
+    no_target: int = 0
+    kept_correct: int = 0
+    turn1_correct: int = 0
+    examples: int = 0
+    by_turn_correct: dict = field(default_factory=dict)
+
+
+def reward(checker: Checker, text: str, reference: str) -> int:
+    answer = checker.extract(text)
+    if answer is None:
+        return -1
+    return 1 if checker.equivalent(answer, reference) else 0
+
+
+def weight(r: int, tau: float) -> float:
+    return math.exp(r / tau)
+
+
+async def collect(engine: Engine, problems: list[synthetic.Problem], checker: Checker, cfg: CollectConfig,
+                  teacher: Engine | None = None, progress=None) -> tuple[list[tuple[list[dict], list[float]]], CollectStats]:
+    """Examples for weighted fine-tuning, and what happened while collecting them."""
+    if cfg.source not in SOURCES:
+        raise ValueError(f"unknown source {cfg.source!r}; expected one of {', '.join(SOURCES)}")
+    if cfg.source == "teacher" and teacher is None:
+        raise ValueError("source 'teacher' needs a teacher engine")
+    stats = CollectStats(problems=len(problems))
+    sem = asyncio.Semaphore(cfg.concurrency)
+
+    async def one(i: int, p: synthetic.Problem):
+        async with sem:
+            out = await _collect_one(engine, teacher, p, checker, cfg, stats, cfg.seed * 1_000_003 + i)
+        if progress:
+            progress(1)
+        return out
+
+    per_problem = await asyncio.gather(*[one(i, p) for i, p in enumerate(problems)])
+    examples = [ex for exs in per_problem for ex in exs]
+    stats.examples = len(examples)
+    return examples, stats
+
+
+async def _collect_one(engine, teacher, p: synthetic.Problem, checker: Checker, cfg: CollectConfig,
+                       stats: CollectStats, seed: int) -> list[tuple[list[dict], list[float]]]:
+    sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
+    run = await refine(engine, p.question, checker, RefineConfig(max_turns=cfg.turns, window="last", sampling=sampling),
+                       oracle=reference_oracle(checker, p.answer))
+    q = {"role": "user", "content": p.question}
+    again = {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, p.question)}
+    hi = weight(1, cfg.tau)
+    examples = []
+    stats.turns += len(run.turns)
+    for t in run.turns:
+        key = f"t{t.index}"
+        stats.by_turn_correct[key] = stats.by_turn_correct.get(key, 0) + int(bool(t.correct))
+    if run.turns[0].correct:
+        stats.turn1_correct += 1
+    for t in run.turns:
+        attempt = t.text
+        if t.correct and synthetic.check_steps(p, attempt):
+            # right: learn the answer, and to keep it when told it is wrong
+            examples.append(([q, {"role": "assistant", "content": attempt}], [0.0, hi]))
+            examples.append(([q, {"role": "assistant", "content": attempt}, again, {"role": "assistant", "content": attempt}],
+                             [0.0, hi, 0.0, hi]))
+            stats.kept_correct += 1
+            continue
+        if t.correct:  # lucky: right answer, wrong steps
+            stats.lucky_dropped += 1
+        stats.wrong_turns += 1
+        target = await _improve(engine, teacher, p, attempt, checker, cfg, stats, seed + 7 * t.index)
+        if target is None:
+            stats.no_target += 1
+            continue
+        stats.improved += 1
+        r = reward(checker, attempt, p.answer)
+        examples.append(([q, {"role": "assistant", "content": attempt}, again, {"role": "assistant", "content": target}],
+                         [0.0, weight(min(r, 0), cfg.tau), 0.0, hi]))
+    return examples
+
+
+async def _improve(engine, teacher, p: synthetic.Problem, attempt: str, checker: Checker, cfg: CollectConfig,
+                   stats: CollectStats, seed: int) -> str | None:
+    """A better next turn after `attempt`, or None when the source finds none."""
+    if cfg.source == "solver":
+        return synthetic.minimal_correction(p, attempt)
+    source = teacher if cfg.source == "teacher" else engine
+    params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, n=cfg.best_of, seed=seed)
+    context = [{"role": "user", "content": p.question}, {"role": "assistant", "content": attempt},
+               {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, p.question)}]
+    for prompt in (context, context[:1]):  # in context first, then the bare question
+        [samples] = await source.generate([prompt], params)
+        for s in samples:
+            if checker.equivalent(checker.extract(s.text), p.answer):
+                if synthetic.check_steps(p, s.text):
+                    if prompt is not context:
+                        stats.fallback_bare += 1
+                    return s.text
+                stats.lucky_dropped += 1
+    return None

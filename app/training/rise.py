@@ -1,0 +1,137 @@
+"""RISE: collect multi-turn data with the current model, fine-tune with exp(r/τ)-weighted loss on
+assistant turns, evaluate, iterate. The same `refine` loop runs inside collection and evaluation.
+
+    rise train rise --model models/base-synth --out models/rise-synth --source self --iterations 2
+    rise train rise --model /tmp/m --out /tmp/r --problems 8 --iterations 1 --eval-limit 4 --best-of 2   # micro
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from app.tasks import synthetic
+from app.training.collect import SOURCES, CollectConfig, collect
+from app.training.data import collate, encode_example
+from app.training.sft import TrainConfig, train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rise train rise", description="RISE iterations: collect, fine-tune, evaluate.")
+    ap.add_argument("--model", type=Path, required=True, help="the starting model (HF directory)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--source", choices=SOURCES, default="self", help="where improved turns come from")
+    ap.add_argument("--teacher", type=Path, default=None, help="teacher model directory (for --source teacher)")
+    ap.add_argument("--iterations", type=int, default=2)
+    ap.add_argument("--problems", type=int, default=600, help="training problems per iteration")
+    ap.add_argument("--level", choices=list(synthetic.LEVELS), default="expert")
+    ap.add_argument("--turns", type=int, default=3, help="rollout turns")
+    ap.add_argument("--best-of", type=int, default=16, help="N for self-distillation / teacher sampling")
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--tau", type=float, default=0.4)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--engine-batch", type=int, default=64)
+    ap.add_argument("--eval-limit", type=int, default=0, help="held-out problems to evaluate after each iteration (0: skip)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.source == "teacher" and a.teacher is None:
+        build_parser().error("--source teacher needs --teacher PATH")
+    history = asyncio.run(run(a))
+    print(json.dumps(history[-1], indent=2))
+    return 0
+
+
+async def run(a: argparse.Namespace) -> list[dict]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from app.answers.checker import get_checker
+    from app.engines.hf import HFEngine
+
+    torch.manual_seed(a.seed)
+    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    checker = get_checker("synthetic")
+    rng = random.Random(a.seed)
+    current = a.model
+    teacher = HFEngine(a.teacher, device=a.device, max_batch_size=a.engine_batch) if a.teacher else None
+    history: list[dict] = []
+    a.out.mkdir(parents=True, exist_ok=True)
+    for it in range(1, a.iterations + 1):
+        t0 = time.monotonic()
+        problems = [synthetic.generate(rng, synthetic.LEVELS[a.level], "train") for _ in range(a.problems)]
+        engine = HFEngine(current, device=a.device, max_batch_size=a.engine_batch)
+        cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature, tau=a.tau,
+                            seed=a.seed * 100 + it)
+        with tqdm(total=len(problems), desc=f"collect {it}", disable=None, mininterval=5) as bar:
+            examples, stats = await collect(engine, problems, checker, cfg, teacher, bar.update)
+        await engine.aclose()
+        t_collect = time.monotonic() - t0
+
+        tokenizer = AutoTokenizer.from_pretrained(current)
+        model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
+        encoded = [encode_example(tokenizer, m, w) for m, w in examples]
+        steps = max(1, a.epochs * len(encoded) // a.batch_size)
+        tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
+        batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
+        summary = train(model, batches, tcfg, device) if encoded else {"steps": 0}
+        step_dir = a.out / f"iter-{it}"
+        _save(model, tokenizer, step_dir)
+        record = {"iteration": it, "source": a.source, "collect": asdict(stats), "train": summary,
+                  "collect_s": round(t_collect, 1), "seconds": round(time.monotonic() - t0, 1)}
+        if a.eval_limit:
+            record["eval"] = await _quick_eval(step_dir, a, checker)
+        history.append(record)
+        (a.out / "iterations.json").write_text(json.dumps(history, indent=2) + "\n")
+        current = step_dir
+    for f in current.iterdir():  # the last iteration is the result
+        shutil.copy2(f, a.out / f.name)
+    (a.out / "training.json").write_text(json.dumps({"recipe": "rise", "args": {k: str(v) for k, v in vars(a).items()},
+                                                      "iterations": history}, indent=2) + "\n")
+    if teacher:
+        await teacher.aclose()
+    return history
+
+
+def _epochs(encoded, batch_size: int, epochs: int, pad_id: int, rng: random.Random):
+    for _ in range(epochs):
+        order = list(range(len(encoded)))
+        rng.shuffle(order)
+        for i in range(0, len(order), batch_size):
+            yield collate([encoded[j] for j in order[i:i + batch_size]], pad_id)
+
+
+def _save(model, tokenizer, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    model.float()
+    tokenizer.save_pretrained(out)
+
+
+async def _quick_eval(model_dir: Path, a: argparse.Namespace, checker) -> dict:
+    """p1/m1 on a slice of the held-out set (the model card uses `rise eval` on 1,000 problems)."""
+    from app.engines.hf import HFEngine
+    from app.evaluation.runner import EvalConfig, Item, evaluate
+
+    items = [Item(p.question, p.answer) for p in synthetic.problems(1234, a.eval_limit, synthetic.LEVELS[a.level])]
+    engine = HFEngine(model_dir, device=a.device, max_batch_size=a.engine_batch)
+    try:
+        result = await evaluate(engine, items, checker, EvalConfig(turns=a.turns, seeds=(0,), temperature=a.temperature),
+                                progress=False)
+    finally:
+        await engine.aclose()
+    return {k: v["mean"] for k, v in result["summary"].items()}

@@ -1,0 +1,56 @@
+"""RISE end to end in miniature (CI): collect with the shipped model, fine-tune, evaluate, reload."""
+
+import asyncio
+import json
+
+import pytest
+
+from app.answers.checker import get_checker
+from app.engines.base import SamplingParams
+from app.engines.hf import HFEngine
+from app.tasks import synthetic
+from app.training.collect import CollectConfig, collect, weight
+from app.training.rise import main
+
+
+@pytest.mark.parametrize("source", ["self", "solver"])
+def test_micro_rise_produces_a_loadable_model_and_metrics(tmp_path, model_path, source):
+    out = tmp_path / f"rise-{source}"
+    assert main(["--model", str(model_path), "--out", str(out), "--source", source, "--problems", "6",
+                 "--iterations", "1", "--turns", "2", "--best-of", "2", "--eval-limit", "3", "--epochs", "1"]) == 0
+    history = json.loads((out / "iterations.json").read_text())
+    assert history[0]["collect"]["problems"] == 6 and history[0]["collect"]["examples"] > 0
+    assert 0.0 <= history[0]["eval"]["p1@t2"] <= 1.0
+    assert (out / "model.safetensors").is_file() and (out / "training.json").is_file()
+
+    async def go():
+        e = HFEngine(out)
+        try:
+            return await e.generate([[{"role": "user", "content": "Sam has 2 pens. He buys 3 more. How many pens does Sam have now?"}]],
+                                    SamplingParams(max_tokens=40))
+        finally:
+            await e.aclose()
+
+    [[c]] = asyncio.run(go())
+    assert "The answer is" in c.text
+
+
+def test_collected_examples_are_weighted_by_reward(model_path):
+    async def go():
+        engine = HFEngine(model_path, max_batch_size=16)
+        try:
+            probs = synthetic.problems(3, 8, synthetic.LEVELS["expert"], "train")
+            return await collect(engine, probs, get_checker("synthetic"),
+                                 CollectConfig(source="solver", turns=2, temperature=1.0, seed=1))
+        finally:
+            await engine.aclose()
+
+    examples, stats = asyncio.run(go())
+    assert stats.problems == 8 and stats.examples == len(examples) > 0
+    hi = weight(1, 0.4)
+    for msgs, w in examples:
+        assert msgs[0]["role"] == "user" and w[-1] == pytest.approx(hi)  # every target is a correct turn
+        assert synthetic.ANSWER_RE.search(msgs[-1]["content"])
+        if len(msgs) == 4 and msgs[1]["content"] != msgs[3]["content"]:  # a correction: the wrong attempt weighs 1 or less
+            assert w[1] <= 1.0
+    assert weight(0, 0.4) == 1.0 and weight(-1, 0.4) < 0.1 < 12 < hi < 12.2
