@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import metrics
 from app.api import errors
 from app.api.routes import health, openai, refine
+from app.api.routes import metrics as metrics_routes
 from app.config import Settings
 from app.engines.base import Engine
 
@@ -50,7 +52,27 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(refine.router)
     app.include_router(openai.router)
+    app.include_router(metrics_routes.router)
+    app.add_middleware(metrics.MetricsMiddleware, model_name=lambda: served_name(app))
+    metrics.watch_engine(lambda: app.state.engine)
+    if engine is not None:
+        _instrument(engine)
     return app
+
+
+def served_name(app: FastAPI) -> str:
+    engine = app.state.engine
+    if engine is not None:
+        return engine.info.model_name
+    settings = app.state.settings
+    return settings.model_name or settings.model.name
+
+
+def _instrument(engine: Engine) -> None:
+    name = engine.info.model_name
+    metrics.BUILD_INFO.labels("0.1.0", name, engine.info.extra.get("engine", "unknown")).set(1)
+    if hasattr(engine, "on_batch"):
+        engine.on_batch = metrics.BATCH_SIZE.labels(name).observe
 
 
 async def _load(app: FastAPI, settings: Settings) -> None:
@@ -60,6 +82,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         app.state.engine = await asyncio.to_thread(
             make_engine, settings.engine, str(settings.model), device=settings.device,
             max_batch_size=settings.max_batch_size, base_url=settings.base_url, model_name=settings.model_name)
+        _instrument(app.state.engine)
         log.info("engine ready: %s", app.state.engine.info.model_name)
     except Exception as e:  # noqa: BLE001 - reported through /ready and the log
         app.state.load_error = f"engine failed to load: {e}"

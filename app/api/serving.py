@@ -8,6 +8,7 @@ import json
 import logging
 from typing import AsyncIterator, Awaitable, Callable
 
+from app import metrics
 from app.answers.checker import get_checker
 from app.api.errors import ApiError, error_body
 from app.config import Settings
@@ -50,16 +51,23 @@ def check_question(settings: Settings, question: str, param: str) -> None:
         raise ApiError(400, f"{param} is longer than {settings.max_question_chars} characters", param)
 
 
-async def run_mapped(coro: Awaitable, param: str = "question"):
-    """Await the loop; engine failures become API errors."""
+async def run_mapped(coro: Awaitable, param: str = "question", model: str = ""):
+    """Await the loop; engine failures become API errors (and count as engine errors)."""
     try:
         return await coro
     except PromptTooLongError as e:
         raise ApiError(400, str(e), param, "context_length_exceeded") from None
     except EngineError as e:
+        metrics.ENGINE_ERRORS.labels(model).inc()
         raise ApiError(500, f"engine error: {e}", code="engine_error") from None
     except ValueError as e:
         raise ApiError(400, str(e), param) from None
+
+
+def record(model: str, results, config: RefineConfig, checker) -> None:
+    """Metrics for finished refinements."""
+    for r in results:
+        metrics.observe_result(model, r, config.max_turns, checker.equivalent)
 
 
 def sse(data: dict | str, event: str | None = None) -> str:
@@ -68,12 +76,12 @@ def sse(data: dict | str, event: str | None = None) -> str:
 
 
 async def event_stream(run: Callable[[Callable[[dict], None]], Awaitable], render: Callable[[dict], list[str]],
-                       param: str = "question") -> AsyncIterator[str]:
+                       param: str = "question", model: str = "", route: str = "") -> AsyncIterator[str]:
     """Run `run(on_event)` as a task and yield `render(event)` for each event as it happens; the
     loop's return value arrives as {"type": "result", "result": ...}, a failure as {"type": "error"}.
     A client that goes away cancels the task (and with it the engine's work)."""
     queue: asyncio.Queue[dict] = asyncio.Queue()
-    task = asyncio.create_task(run_mapped(run(queue.put_nowait), param))
+    task = asyncio.create_task(run_mapped(run(queue.put_nowait), param, model))
     task.add_done_callback(lambda t: queue.put_nowait({"type": "_done"}))
     try:
         while True:
@@ -96,5 +104,6 @@ async def event_stream(run: Callable[[Callable[[dict], None]], Awaitable], rende
         for chunk in render({"type": "result", "result": result}):
             yield chunk
     finally:
-        if not task.done():
+        if not task.done():  # the client went away: stop the turns still to come
             task.cancel()
+            metrics.CANCELLED.labels(model, route).inc()

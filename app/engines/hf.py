@@ -97,7 +97,8 @@ class HFEngine:
         self._cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
-        self.batch_sizes: list[int] = []  # recent batch sizes, for metrics
+        self.batch_sizes: list[int] = []  # recent batch sizes
+        self.on_batch = None  # optional hook: on_batch(batch_size), e.g. a metrics histogram
         self._queue: queue.Queue[_Row | None] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="hf-engine", daemon=True)
@@ -152,6 +153,10 @@ class HFEngine:
                 row.cancelled.set()
             raise
 
+    def pending(self) -> int:
+        """Sequences waiting for a batch."""
+        return self._queue.qsize()
+
     async def health(self) -> bool:
         return self._thread.is_alive() and not self._closed
 
@@ -184,6 +189,8 @@ class HFEngine:
                 continue
             self.batch_sizes.append(len(batch))
             del self.batch_sizes[:-1000]
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             try:
                 self._decode(batch)
             except Exception as e:  # noqa: BLE001 - one bad batch must not kill the engine

@@ -18,7 +18,8 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import EngineDep, SettingsDep
 from app.api.errors import ApiError
 from app.api.protocol_openai import ChatCompletionRequest
-from app.api.serving import build_config, check_caps, check_question, checker_and_oracle, event_stream, run_mapped, sse
+from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, record,
+                              run_mapped, sse)
 from app.refine.loop import refine
 from app.refine.types import RefineResult
 
@@ -55,17 +56,20 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
-    def run(on_event=None):
-        return asyncio.gather(*[
+    async def run(on_event=None):
+        results = await asyncio.gather(*[
             refine(engine, question, checker, cfg, oracle=oracle, history=context,
                    on_event=None if on_event is None else _tagged(on_event, i))
             for i, cfg in enumerate(configs)])
+        record(model, results, configs[0], checker)
+        return results
 
     if not body.stream:
-        results = await run_mapped(run(), "messages")
+        results = await run_mapped(run(), "messages", model)
         return _completion(cid, created, model, results)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return StreamingResponse(event_stream(run, _chunk_renderer(cid, created, model, body.n, include_usage), "messages"),
+    return StreamingResponse(event_stream(run, _chunk_renderer(cid, created, model, body.n, include_usage), "messages",
+                                          model, "/v1/chat/completions"),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

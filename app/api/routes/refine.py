@@ -10,7 +10,8 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import EngineDep, SettingsDep
 from app.api.errors import ApiError
 from app.api.protocol_refine import RefineRequest, RefineResponse
-from app.api.serving import build_config, check_caps, check_question, checker_and_oracle, event_stream, run_mapped, sse
+from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, record,
+                              run_mapped, sse)
 from app.refine.loop import refine
 
 router = APIRouter(tags=["refine"])
@@ -36,11 +37,13 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
     checker, oracle = checker_and_oracle(settings, body)
     rid = f"rr-{uuid.uuid4().hex[:24]}"
 
-    def run(on_event=None):
-        return refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event)
+    async def run(on_event=None):
+        result = await refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event)
+        record(model, [result], config, checker)
+        return result
 
     if not body.stream:
-        result = await run_mapped(run())
+        result = await run_mapped(run(), model=model)
         return RefineResponse(id=rid, model=model, **result.to_dict())
 
     def render(event: dict) -> list[str]:
@@ -51,7 +54,7 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
             return [sse(event["error"], "error"), sse("[DONE]")]
         return [sse({k: v for k, v in event.items() if k != "type"}, event["type"])]
 
-    return StreamingResponse(event_stream(run, render), media_type="text/event-stream",
+    return StreamingResponse(event_stream(run, render, model=model, route="/v1/refine"), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
