@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install venv clean
+.PHONY: run test install venv clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,13 @@ venv install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/rise serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+# System packages the tests use: a real Prometheus (skipped loudly by the tests where missing).
+system-deps:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	    || echo "!!! could not install Prometheus: its tests will be SKIPPED"; }
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -rs tests
 
 clean:

@@ -1,4 +1,4 @@
-"""A real rise-serve process on a free 127.0.0.1 port, serving the shipped model; stopped by PID."""
+"""Real rise-serve processes for tests: a free 127.0.0.1 port, the shipped model, stopped by PID."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -53,21 +52,3 @@ def stop_server(proc: subprocess.Popen) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
-
-
-@pytest.fixture(scope="session")
-def server():
-    proc, url, log = start_server()
-    yield url
-    stop_server(proc)
-
-
-@pytest.fixture(scope="session")
-def server_log(server):
-    port = server.rsplit(":", 1)[1]
-    return Path(os.environ.get("TMPDIR", "/tmp")) / f"rise-serve-{port}.log"
-
-
-@pytest.fixture(scope="session")
-def model_name(server) -> str:
-    return httpx.get(f"{server}/v1/models").json()["data"][0]["id"]
