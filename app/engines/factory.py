@@ -1,17 +1,47 @@
-"""The engine registry: a name and options in, an engine out. vLLM and the remote client are
-imported only when asked for, so the base install stays light."""
+"""The engine registry: a name and options in, a started engine out. vLLM and the remote client
+are imported only when asked for, so the base install stays light."""
 
 from __future__ import annotations
 
-from app.engines.base import Engine
+import asyncio
+import logging
 
-ENGINES = ("hf",)
+from app.engines.base import Engine, EngineError
+
+ENGINES = ("hf", "vllm", "openai")
+log = logging.getLogger(__name__)
 
 
 def make_engine(name: str, model: str, *, device: str | None = None, max_batch_size: int = 32,
-                base_url: str | None = None, model_name: str | None = None, **_: object) -> Engine:
+                base_url: str | None = None, api_key: str | None = None, model_name: str | None = None,
+                engine_args: dict | None = None) -> Engine:
+    """Build an engine (blocking: loads weights). Remote engines still need `start()`."""
     if name == "hf":
         from app.engines.hf import HFEngine
 
         return HFEngine(model, device=device, max_batch_size=max_batch_size, model_name=model_name)
+    if name == "vllm":
+        from app.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, model_name=model_name, **(engine_args or {}))
+    if name == "openai":
+        from app.engines.openai_remote import OpenAIEngine
+
+        return OpenAIEngine(base_url, api_key=api_key, model=model_name)
     raise ValueError(f"unknown engine {name!r}; expected one of {', '.join(ENGINES)}")
+
+
+async def open_engine(name: str, model: str, *, strict: bool = True, **kwargs) -> Engine:
+    """Build and start an engine. With strict=False a remote upstream that is down at start-up is
+    tolerated: the engine is returned and readiness reports the upstream's state."""
+    engine = await asyncio.to_thread(make_engine, name, model, **kwargs)
+    start = getattr(engine, "start", None)
+    if start is not None:
+        try:
+            await start()
+        except EngineError as e:
+            if strict:
+                await engine.aclose()
+                raise
+            log.warning("engine started without its upstream: %s", e)
+    return engine

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     from app.answers.checker import get_checker
-    from app.engines.factory import make_engine
+    from app.engines.factory import open_engine
     from app.evaluation.plot import plot_turns
     from app.evaluation.runner import EvalConfig, Item, evaluate
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                      window=a.window, concurrency=a.concurrency)
 
     async def go() -> dict:
-        engine = make_engine(a.engine, a.model, device=a.device, max_batch_size=a.batch_size, base_url=a.base_url)
+        engine = await open_engine(a.engine, a.model, device=a.device, max_batch_size=a.batch_size, base_url=a.base_url)
         try:
             return await evaluate(engine, items, checker, cfg, progress=not a.no_progress)
         finally:

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--max-tokens must be between 1 and {settings.max_tokens_cap} (RISE_MAX_TOKENS_CAP)")
     from app.answers.checker import get_checker
     from app.engines.base import PromptTooLongError, SamplingParams
-    from app.engines.factory import make_engine
+    from app.engines.base import EngineError
+    from app.engines.factory import open_engine
     from app.engines.hf import ModelLoadError
     from app.refine.loop import reference_oracle, refine
     from app.refine.types import RefineConfig
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n[answer: {event['answer']} ({verdict})]", flush=True)
 
     async def go():
-        engine = make_engine(a.engine, a.model, base_url=a.base_url)
+        engine = await open_engine(a.engine, a.model, base_url=a.base_url)
         try:
             return await refine(engine, a.question, checker, config, oracle=oracle, on_event=show)
         finally:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = asyncio.run(go())
-    except (ModelLoadError, PromptTooLongError, ValueError) as e:
+    except (ModelLoadError, PromptTooLongError, ValueError, EngineError) as e:
         print(f"rise refine: error: {e}", file=sys.stderr)
         return 2
     if a.json:

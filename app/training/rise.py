@@ -77,7 +77,7 @@ async def run(a: argparse.Namespace) -> list[dict]:
         engine = HFEngine(current, device=a.device, max_batch_size=a.engine_batch)
         cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature, tau=a.tau,
                             seed=a.seed * 100 + it)
-        with tqdm(total=len(problems), desc=f"collect {it}", disable=None, mininterval=5) as bar:
+        with tqdm(total=len(problems), desc=f"collect {it}", mininterval=15) as bar:
             examples, stats = await collect(engine, problems, checker, cfg, teacher, bar.update)
         await engine.aclose()
         t_collect = time.monotonic() - t0

@@ -39,7 +39,7 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
     use_bf16 = device.type == "cuda"
     start = time.monotonic()
     step, tokens, losses = 0, 0, []
-    bar = tqdm(total=cfg.steps if cfg.minutes is None else None, desc="train", mininterval=5, disable=None)
+    bar = tqdm(total=cfg.steps if cfg.minutes is None else None, desc="train", mininterval=15)
     for batch in batches:
         progress = (time.monotonic() - start) / (cfg.minutes * 60) if cfg.minutes else step / cfg.steps
         if progress >= 1.0:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from app.api.deps import EngineDep
 
 router = APIRouter(tags=["health"])
+models_router = APIRouter(tags=["openai"])
 
 
 @router.get("/health", summary="The process is alive")
@@ -23,6 +24,10 @@ async def ready(request: Request):
     if engine is None or getattr(state, "draining", False):
         reason = "draining" if getattr(state, "draining", False) else getattr(state, "load_error", None) or "loading"
         return JSONResponse({"status": "not ready", "reason": reason}, status_code=503, headers={"Retry-After": "2"})
+    limit = state.settings.engine_failures_unready
+    if getattr(state, "engine_failures", 0) >= limit:
+        return JSONResponse({"status": "not ready", "reason": f"the last {limit} or more requests failed in the engine"},
+                            status_code=503, headers={"Retry-After": "5"})
     try:
         ok = await engine.health()
     except Exception as e:  # noqa: BLE001
@@ -34,7 +39,7 @@ async def ready(request: Request):
     return {"status": "ready", "model": engine.info.model_name, "engine": engine.info.extra.get("engine")}
 
 
-@router.get("/v1/models", summary="The served model")
+@models_router.get("/v1/models", summary="The served model")
 async def models(engine: EngineDep, request: Request) -> dict:
     info = engine.info
     return {"object": "list", "data": [{"id": info.model_name, "object": "model", "created": request.app.state.started,

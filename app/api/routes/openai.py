@@ -12,14 +12,14 @@ import asyncio
 import time
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import EngineDep, SettingsDep
+from app.api.deps import EngineDep, SettingsDep, deadline_for
 from app.api.errors import ApiError
 from app.api.protocol_openai import ChatCompletionRequest
 from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, record,
-                              run_mapped, sse)
+                              run_mapped, sse, until_disconnect)
 from app.refine.loop import refine
 from app.refine.types import RefineResult
 
@@ -29,7 +29,7 @@ router = APIRouter(tags=["openai"])
 @router.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, refined over turns",
              responses={200: {"content": {"text/event-stream": {}}}, 400: {"description": "invalid request"},
                         404: {"description": "unknown model"}})
-async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, engine: EngineDep):
+async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, engine: EngineDep, request: Request):
     model = engine.info.model_name
     if body.model != model:
         raise ApiError(404, f"The model '{body.model}' does not exist; this server serves '{model}'", "model",
@@ -55,21 +55,24 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     checker, oracle = checker_and_oracle(settings, body.rise)
     context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    deadline = deadline_for(request, body.rise.timeout)
+    state = request.app.state
 
     async def run(on_event=None):
         results = await asyncio.gather(*[
-            refine(engine, question, checker, cfg, oracle=oracle, history=context,
+            refine(engine, question, checker, cfg, oracle=oracle, history=context, deadline=deadline,
                    on_event=None if on_event is None else _tagged(on_event, i))
             for i, cfg in enumerate(configs)])
-        record(model, results, configs[0], checker)
+        record(model, results, configs[0], checker, question if settings.log_questions else None)
         return results
 
     if not body.stream:
-        results = await run_mapped(run(), "messages", model)
+        results = await until_disconnect(request, run_mapped(run(), "messages", model, state), model,
+                                         "/v1/chat/completions")
         return _completion(cid, created, model, results)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return StreamingResponse(event_stream(run, _chunk_renderer(cid, created, model, body.n, include_usage), "messages",
-                                          model, "/v1/chat/completions"),
+                                          model, "/v1/chat/completions", state),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

