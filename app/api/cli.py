@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 
 
 def _json_object(text: str) -> dict:
@@ -69,5 +70,7 @@ def draining_server(config, state):
         def handle_exit(self, sig, frame):
             state.draining = True
             super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM and sig in self._captured_signals:
+                self._captured_signals.remove(sig)  # a drained SIGTERM is a clean exit: status 0
 
     return DrainingServer(config)

@@ -44,3 +44,18 @@ async def test_stream_reports_engine_failure_as_an_error_event():
 async def test_fake_engine_drives_the_loop_through_the_api():
     r = await call(FakeEngine(scripted(["4", "5", "5"])), "/v1/refine", {"question": "q", "max_turns": 3})
     assert r.json()["final_answer"] == "5" and r.json()["votes"] == {"4": 1, "5": 2}
+
+
+async def test_repeated_engine_failures_flip_readiness_until_a_success():
+    engine = Broken(scripted(["1"]))
+    app = create_app(Settings(engine_failures_unready=3), engine=engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://t") as c:
+        assert (await c.get("/ready")).status_code == 200
+        for _ in range(3):
+            assert (await c.post("/v1/refine", json={"question": "q"})).status_code == 500
+        r = await c.get("/ready")
+        assert r.status_code == 503 and "failed in the engine" in r.json()["reason"]
+        engine.__class__ = FakeEngine  # the engine recovers
+        assert (await c.post("/v1/refine", json={"question": "q"})).status_code == 200
+        assert (await c.get("/ready")).status_code == 200

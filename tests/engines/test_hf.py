@@ -100,3 +100,22 @@ def test_not_a_model_directory(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelLoadError, match="cannot load"):
         HFEngine(tmp_path)
+
+
+async def test_engine_survives_a_failed_batch(engine, monkeypatch):
+    from app.engines.base import EngineError
+
+    real = engine.model.forward
+    calls = {"n": 0}
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated kernel failure")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(engine.model, "forward", flaky)
+    with pytest.raises(EngineError, match="simulated kernel failure"):
+        await engine.generate([conv(QUESTIONS[0])], SamplingParams(max_tokens=20))
+    [[c]] = await engine.generate([conv(QUESTIONS[0])], SamplingParams(max_tokens=120))
+    assert "The answer is" in c.text and await engine.health()
