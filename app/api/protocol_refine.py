@@ -6,7 +6,7 @@ from typing import Literal
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -44,7 +44,7 @@ class RefineRequest(RefineOptions):
     max_tokens: int | None = Field(None, ge=1, description="per turn (default RISE_DEFAULT_MAX_TOKENS)")
     seed: int | None = Field(None, ge=0, le=2**62)
     stop: list[str] | None = Field(None, max_length=4)
-    stream: bool = False
+    stream: StrictBool = False
     model: str | None = Field(None, description="optional; must name the served model")
 
     _text = field_validator("question", "model")(no_control_chars)
