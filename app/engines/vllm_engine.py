@@ -76,15 +76,14 @@ class VLLMEngine:
                              stop=list(params.stop) or None)
         rid = f"rise-{uuid.uuid4().hex}"
         sent = [0] * params.n
-        final = None
+        latest: dict[int, object] = {}  # parallel samples may finish in different outputs
         try:
             async for out in self.engine.generate(TokensPrompt(prompt_token_ids=ids), sp, rid):
-                final = out
-                if on_delta is not None:
-                    for c in out.outputs:
-                        if len(c.text) > sent[c.index]:
-                            on_delta(i, c.index, c.text[sent[c.index]:])
-                            sent[c.index] = len(c.text)
+                for c in out.outputs:
+                    latest[c.index] = c
+                    if on_delta is not None and len(c.text) > sent[c.index]:
+                        on_delta(i, c.index, c.text[sent[c.index]:])
+                        sent[c.index] = len(c.text)
         except asyncio.CancelledError:
             await self.engine.abort(rid)
             raise
@@ -92,9 +91,9 @@ class VLLMEngine:
             raise PromptTooLongError(str(e)) if "longer than" in str(e) or "context" in str(e) else EngineError(str(e))
         except Exception as e:  # noqa: BLE001 - the engine's failure, reported per request
             raise EngineError(f"vLLM failed: {type(e).__name__}: {e}") from e
-        if final is None:
-            raise EngineError("vLLM returned no output")
-        outs = sorted(final.outputs, key=lambda c: c.index)
+        if len(latest) != params.n:
+            raise EngineError(f"vLLM returned {len(latest)} of {params.n} samples")
+        outs = [latest[j] for j in range(params.n)]
         return [Completion(c.text, len(ids), len(c.token_ids), "length" if c.finish_reason == "length" else
                            "abort" if c.finish_reason == "abort" else "stop") for c in outs]
 

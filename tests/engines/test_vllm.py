@@ -63,9 +63,11 @@ def test_concurrent_callers_and_deltas(vllm_engine, loop):
 
 def test_cancel_aborts_the_engine_request(vllm_engine, loop):
     async def go():
+        started = asyncio.Event()
         task = asyncio.create_task(vllm_engine.generate([conv("Sam has 1 pen. " * 20)],
-                                                        SamplingParams(max_tokens=600, temperature=1.0)))
-        await asyncio.sleep(0.5)
+                                                        SamplingParams(max_tokens=900, temperature=2.0, seed=5),
+                                                        on_delta=lambda *_: started.set()))
+        await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
