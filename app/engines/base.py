@@ -73,6 +73,13 @@ class EngineInfo:
     extra: dict = field(default_factory=dict)
 
 
+def encode_chat(tokenizer, conversation: Conversation) -> list[int]:
+    """Token ids of a conversation rendered by the tokenizer's chat template, ready for the
+    assistant's turn (the embedded and vLLM engines share this, so they see identical prompts)."""
+    text = tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What every engine offers. `generate` must be safe to call from many tasks at once; a

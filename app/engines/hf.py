@@ -29,6 +29,7 @@ from app.engines.base import (
     EngineInfo,
     PromptTooLongError,
     SamplingParams,
+    encode_chat,
 )
 from app.engines.sampling import sample_next
 
@@ -109,8 +110,7 @@ class HFEngine:
         return self._info
 
     def encode(self, conversation: Conversation) -> list[int]:
-        text = self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return encode_chat(self.tokenizer, conversation)
 
     async def generate(
         self,

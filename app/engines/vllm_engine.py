@@ -25,6 +25,7 @@ from app.engines.base import (
     EngineInfo,
     PromptTooLongError,
     SamplingParams,
+    encode_chat,
 )
 
 DEFAULT_ARGS = {"enable_prefix_caching": True, "disable_log_stats": False, "enforce_eager": True}
@@ -55,8 +56,7 @@ class VLLMEngine:
         return self._info
 
     def encode(self, conversation: Conversation) -> list[int]:
-        text = self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return encode_chat(self.tokenizer, conversation)
 
     async def generate(self, prompts: Sequence[Conversation], params: SamplingParams,
                        on_delta: DeltaCallback | None = None) -> list[list[Completion]]:

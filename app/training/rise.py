@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from app.tasks import synthetic
+from app.training.base import save
 from app.training.collect import SOURCES, CollectConfig, collect
 from app.training.data import collate, encode_example
 from app.training.sft import TrainConfig, train
@@ -90,7 +91,7 @@ async def run(a: argparse.Namespace) -> list[dict]:
         batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
         summary = train(model, batches, tcfg, device) if encoded else {"steps": 0}
         step_dir = a.out / f"iter-{it}"
-        _save(model, tokenizer, step_dir)
+        save(model, tokenizer, step_dir)
         record = {"iteration": it, "source": a.source, "collect": asdict(stats), "train": summary,
                   "collect_s": round(t_collect, 1), "seconds": round(time.monotonic() - t0, 1)}
         if a.eval_limit:
@@ -113,13 +114,6 @@ def _epochs(encoded, batch_size: int, epochs: int, pad_id: int, rng: random.Rand
         rng.shuffle(order)
         for i in range(0, len(order), batch_size):
             yield collate([encoded[j] for j in order[i:i + batch_size]], pad_id)
-
-
-def _save(model, tokenizer, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
-    model.float()
-    tokenizer.save_pretrained(out)
 
 
 async def _quick_eval(model_dir: Path, a: argparse.Namespace, checker) -> dict:
