@@ -20,8 +20,8 @@ import torch
 from tqdm import tqdm
 
 from app.tasks import synthetic
-from app.training.base import save
-from app.training.collect import SOURCES, CollectConfig, collect
+from app.training.base import base_conversation, save
+from app.training.collect import SOURCES, CollectConfig, collect, weight
 from app.training.data import collate, encode_example
 from app.training.sft import TrainConfig, train
 
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--engine-batch", type=int, default=64)
+    ap.add_argument("--replay", type=float, default=0.0,
+                    help="add this many base-recipe conversations per collected example (all levels), "
+                         "weighted like correct turns, to keep turn-1 skills from drifting")
     ap.add_argument("--eval-limit", type=int, default=0, help="held-out problems to evaluate after each iteration (0: skip)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -85,6 +88,7 @@ async def run(a: argparse.Namespace) -> list[dict]:
 
         tokenizer = AutoTokenizer.from_pretrained(current)
         model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
+        examples += _replay(rng, int(a.replay * len(examples)), weight(1, a.tau))
         encoded = [encode_example(tokenizer, m, w) for m, w in examples]
         steps = max(1, a.epochs * len(encoded) // a.batch_size)
         tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
@@ -106,6 +110,17 @@ async def run(a: argparse.Namespace) -> list[dict]:
     if teacher:
         await teacher.aclose()
     return history
+
+
+def _replay(rng: random.Random, count: int, scale: float) -> list[tuple[list[dict], list[float]]]:
+    """Base-recipe conversations over every level (the solver's solutions), weights scaled to match
+    a correct RISE turn."""
+    levels = list(synthetic.LEVELS.values())
+    out = []
+    for _ in range(count):
+        msgs, w = base_conversation(rng, synthetic.generate(rng, rng.choice(levels), "train"))
+        out.append((msgs, [x * scale for x in w]))
+    return out
 
 
 def _epochs(encoded, batch_size: int, epochs: int, pad_id: int, rng: random.Random):
