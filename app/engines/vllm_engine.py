@@ -106,3 +106,6 @@ class VLLMEngine:
 
     async def aclose(self) -> None:
         self.engine.shutdown()
+        # AsyncLLM.__del__ shuts down again, and at interpreter exit that second call fails noisily
+        # (its module globals are gone); once is enough.
+        self.engine.shutdown = lambda *args, **kwargs: None
