@@ -1,7 +1,11 @@
 """The same synthetic problems through the embedded engine and through vLLM: wall time, tokens/s,
 prefix-cache hit rate. Writes runs/engines.json.
 
-    python scripts/compare_engines.py --problems 200 --turns 5
+    python scripts/compare_engines.py --engines hf --out runs/engines-hf.json
+    python scripts/compare_engines.py --engines vllm --out runs/engines-vllm.json
+
+Run one engine per process: vLLM's engine core died (EngineDeadError) when it started in a process
+where the embedded engine had just run; started alone it is fine.
 """
 
 from __future__ import annotations
