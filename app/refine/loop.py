@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
 from app.answers.protocol import Checker
@@ -84,7 +85,7 @@ async def _run_turn(engine: Engine, k: int, prompt: Conversation, checker: Check
                     oracle: Oracle | None, emit: EventSink, deadline: float | None) -> Turn:
     params = config.sampling
     seed = None if params.seed is None else params.seed + 1000 * (k - 1)
-    params = type(params)(params.temperature, params.top_p, params.max_tokens, config.samples_per_turn, seed, params.stop)
+    params = replace(params, n=config.samples_per_turn, seed=seed)
     start = time.monotonic()
     first: list[float] = []
 

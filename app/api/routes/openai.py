@@ -46,12 +46,9 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
                n=body.n, tokens_param="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
                samples_param="rise.samples_per_turn")
     temperature = 1.0 if body.temperature is None else body.temperature
-    try:
-        configs = [build_config(settings, body.rise, temperature=temperature, top_p=body.top_p or 1.0,
-                                max_tokens=max_tokens, seed=None if body.seed is None else body.seed + 7919 * i,
-                                stop=body.stops()) for i in range(body.n)]
-    except ValueError as e:
-        raise ApiError(400, str(e)) from None
+    configs = [build_config(settings, body.rise, temperature=temperature, top_p=body.top_p or 1.0,
+                            max_tokens=max_tokens, seed=None if body.seed is None else body.seed + 7919 * i,
+                            stop=body.stops()) for i in range(body.n)]
     checker, oracle = checker_and_oracle(settings, body.rise)
     context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

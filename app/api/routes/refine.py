@@ -33,7 +33,8 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
     if body.model is not None and body.model != model:
         raise ApiError(404, f"model '{body.model}' is not served here; this server serves '{model}'", "model",
                        "model_not_found")
-    config = _config(settings, body)
+    config = build_config(settings, body, temperature=body.temperature, top_p=body.top_p,
+                          max_tokens=body.max_tokens, seed=body.seed, stop=tuple(body.stop or ()))
     checker, oracle = checker_and_oracle(settings, body)
     rid = f"rr-{uuid.uuid4().hex[:24]}"
     deadline = deadline_for(request, body.timeout)
@@ -60,10 +61,3 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
     return StreamingResponse(event_stream(run, render, model=model, route="/v1/refine", state=state), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-
-def _config(settings, body: RefineRequest):
-    try:
-        return build_config(settings, body, temperature=body.temperature, top_p=body.top_p,
-                            max_tokens=body.max_tokens, seed=body.seed, stop=tuple(body.stop or ()))
-    except ValueError as e:
-        raise ApiError(400, str(e)) from None
