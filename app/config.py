@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     model_name: str | None = Field(None, description="name served in /v1/models (default: the directory name)")
     engine: Literal["hf", "vllm", "openai"] = "hf"
     device: str | None = Field(None, description="torch device for the embedded engine (default: cuda if present)")
-    max_batch_size: int = Field(32, ge=1, le=4096)
+    max_batch_size: int = Field(32, ge=1, le=4096, description="sequences the embedded engine decodes at once")
+    prefix_cache_mb: float = Field(256, ge=0, description="memory for the embedded engine's prefix KV cache "
+                                   "(turn k reuses turn k-1's prompt and answer); 0 turns it off")
     base_url: str | None = Field(None, description="upstream for --engine openai (an OpenAI-compatible /v1 URL)")
     api_key_upstream: str | None = Field(None, description="bearer key for the upstream")
     engine_args: dict = Field(default_factory=dict, description="vLLM engine arguments, as JSON "

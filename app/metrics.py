@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app.refine.types import RefineResult
 
@@ -104,6 +104,19 @@ class EngineCollector:
         if engine is not None and hasattr(engine, "pending"):
             g.add_metric([engine.info.model_name], engine.pending())
         yield g
+        cache = getattr(engine, "prefix_cache", None)
+        if cache is None:
+            return
+        name = [engine.info.model_name]
+        prompt = CounterMetricFamily("rise_engine_prompt_tokens", "Prompt tokens the embedded engine was asked to prefill",
+                                     labels=["model_name"])
+        prompt.add_metric(name, cache.stats.prompt_tokens)
+        hit = CounterMetricFamily("rise_engine_prefix_cache_hit_tokens", "Prompt tokens served from the prefix cache "
+                                  "instead of being prefilled", labels=["model_name"])
+        hit.add_metric(name, cache.stats.hit_tokens)
+        size = GaugeMetricFamily("rise_engine_prefix_cache_bytes", "Memory held by the prefix cache", labels=["model_name"])
+        size.add_metric(name, cache.bytes)
+        yield from (prompt, hit, size)
 
 
 _collector: EngineCollector | None = None

@@ -14,12 +14,13 @@ log = logging.getLogger(__name__)
 
 def make_engine(name: str, model: str, *, device: str | None = None, max_batch_size: int = 32,
                 base_url: str | None = None, api_key: str | None = None, model_name: str | None = None,
-                engine_args: dict | None = None) -> Engine:
+                engine_args: dict | None = None, prefix_cache_mb: float = 256) -> Engine:
     """Build an engine (blocking: loads weights). Remote engines still need `start()`."""
     if name == "hf":
         from app.engines.hf import HFEngine
 
-        return HFEngine(model, device=device, max_batch_size=max_batch_size, model_name=model_name)
+        return HFEngine(model, device=device, max_batch_size=max_batch_size, model_name=model_name,
+                        prefix_cache_mb=prefix_cache_mb)
     if name == "vllm":
         from app.engines.vllm_engine import VLLMEngine
 

@@ -1,8 +1,10 @@
 """The embedded engine: any HF-format model directory, run with transformers + torch in-process.
 
-Concurrent callers' prompts are queued and a scheduler thread gathers what is waiting (up to
-`max_batch_size` sequences) into one batched, KV-cached decode; each sequence has its own sampling
-settings, seed, stop strings and token budget, and leaves the batch as soon as it is done.
+Concurrent callers' prompts are queued; a scheduler thread runs one batch of sequences (up to
+`max_batch_size`) step by step. Between two decode steps waiting sequences join (their prompts
+prefilled as a group, each distinct prompt once, after its longest prefix in the prefix cache) and
+finished ones leave (their prompt + answer KV kept for the next turn). Each sequence has its own
+sampling settings, seed, stop strings and token budget.
 
     python -m app.engines.hf models/rise-synth "Sam has 3 apples. He buys 4 more. How many apples does Sam have now?"
 """
@@ -15,11 +17,11 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
+from transformers import DynamicCache
 
 from app.engines.base import (
     Completion,
@@ -31,6 +33,8 @@ from app.engines.base import (
     SamplingParams,
     encode_chat,
 )
+from app.engines.hf_batch import Row, RunningBatch
+from app.engines.prefix_cache import KV, PrefixCache
 from app.engines.sampling import sample_next
 
 log = logging.getLogger(__name__)
@@ -38,24 +42,6 @@ log = logging.getLogger(__name__)
 
 class ModelLoadError(ValueError):
     """The path is not a loadable HF model directory with a chat template."""
-
-
-@dataclass
-class _Row:
-    """One sequence to generate: a prompt's sample."""
-
-    ids: list[int]
-    params: SamplingParams
-    seed: int | None
-    deliver: callable  # deliver(completion | exception), thread-safe
-    emit: callable | None  # emit(text_delta), thread-safe, or None
-    max_new: int
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    out: list[int] = field(default_factory=list)
-    text: str = ""
-    generated: int = 0  # tokens sampled, EOS included
-    sent: int = 0
-    finish: str | None = None
 
 
 class HFEngine:
@@ -67,6 +53,7 @@ class HFEngine:
         dtype: str | None = None,
         max_batch_size: int = 32,
         batch_wait_s: float = 0.002,
+        prefix_cache_mb: float = 256,
         model_name: str | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -95,12 +82,15 @@ class HFEngine:
             extra={"engine": "hf", "device": str(self.device), "dtype": str(torch_dtype).removeprefix("torch.")},
         )
         # transformers renamed `past_key_values` to `cache` (5.2x); speak whichever this one knows.
-        self._cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
+        self._forward_kw = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
         self.batch_sizes: list[int] = []  # recent batch sizes
         self.on_batch = None  # optional hook: on_batch(batch_size), e.g. a metrics histogram
-        self._queue: queue.Queue[_Row | None] = queue.Queue()
+        self._queue: queue.Queue[Row | None] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="hf-engine", daemon=True)
         self._thread.start()
@@ -129,7 +119,7 @@ class HFEngine:
                     f"prompt {i} has {len(ids)} tokens; the model's context is {limit} tokens"
                 )
         futures: list[list[asyncio.Future]] = []
-        rows: list[_Row] = []
+        rows: list[Row] = []
         for i, ids in enumerate(encoded):
             futures.append([])
             for j in range(params.n):
@@ -138,9 +128,9 @@ class HFEngine:
                 emit = None
                 if on_delta is not None:
                     emit = _threadsafe(loop, lambda text, i=i, j=j: on_delta(i, j, text))
-                rows.append(_Row(
+                rows.append(Row(
                     ids=ids, params=params,
-                    seed=None if params.seed is None else params.seed + j,
+                    gen=_generator(None if params.seed is None else params.seed + j),
                     deliver=_threadsafe(loop, lambda res, fut=fut: _resolve(fut, res)),
                     emit=emit, max_new=min(params.max_tokens, limit - len(ids)),
                 ))
@@ -169,65 +159,125 @@ class HFEngine:
 
     def _serve(self) -> None:
         torch.set_grad_enabled(False)
+        batch = RunningBatch()
         while True:
-            row = self._queue.get()
-            if row is None:
+            joining = self._admit(wait=not batch.rows, room=self.max_batch_size - len(batch))
+            if joining is None:
+                for r in batch.rows:
+                    r.deliver(EngineError("engine is closed"))
                 return
-            batch = [row]
-            deadline = time.monotonic() + self.batch_wait_s
-            while len(batch) < self.max_batch_size:
-                try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            batch = [r for r in batch if not _skip_cancelled(r)]
-            if not batch:
-                continue
-            self.batch_sizes.append(len(batch))
-            del self.batch_sizes[:-1000]
-            if self.on_batch is not None:
-                self.on_batch(len(batch))
             try:
-                self._decode(batch)
+                if joining:
+                    batch.add(joining, *self._prefill(joining))
+                    self.batch_sizes.append(len(batch))
+                    del self.batch_sizes[:-1000]
+                    if self.on_batch is not None:
+                        self.on_batch(len(batch))
+                if batch.rows:
+                    self._step(batch)
             except Exception as e:  # noqa: BLE001 - one bad batch must not kill the engine
-                log.exception("batch of %d failed", len(batch))
-                for r in batch:
+                log.exception("batch of %d failed", len(batch) + len(joining))
+                for r in {id(r): r for r in batch.rows + joining}.values():
                     if r.finish is None:
+                        r.finish = "abort"
                         r.deliver(EngineError(f"generation failed: {type(e).__name__}: {e}"))
+                batch = RunningBatch()
 
-    def _decode(self, batch: list[_Row]) -> None:
-        dev = self.device
-        width = max(len(r.ids) for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, r in enumerate(batch):
-            ids[b, width - len(r.ids):] = torch.tensor(r.ids)
-            mask[b, width - len(r.ids):] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        gens = [_generator(r.seed) for r in batch]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-        cache, logits = getattr(out, self._cache_kw), out.logits[:, -1, :]
-        last_pos = pos[:, -1]
-        live = list(range(len(batch)))
-        for step in range(max(r.max_new for r in batch)):
-            tokens = sample_next(logits, [r.params for r in batch], gens)
-            for b in live:
-                self._advance(batch[b], int(tokens[b]), step)
-            live = [b for b in live if batch[b].finish is None]
-            if not live:
+    def _admit(self, *, wait: bool, room: int) -> list[Row] | None:
+        """Rows to join the batch now: with an idle engine, block for one and gather whoever comes
+        within `batch_wait_s`; with a running batch, take what is already waiting. None: closing."""
+        rows: list[Row] = []
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(rows) < room:
+            try:
+                if wait and not rows:
+                    row = self._queue.get()
+                elif wait:
+                    row = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    row = self._queue.get_nowait()
+            except queue.Empty:
                 break
-            mask = torch.cat([mask, torch.ones((len(batch), 1), dtype=mask.dtype, device=dev)], dim=1)
-            last_pos = last_pos + 1
-            out = self.model(input_ids=tokens.view(-1, 1).to(dev), attention_mask=mask,
-                             position_ids=last_pos.view(-1, 1), use_cache=True, **{self._cache_kw: cache})
-            cache, logits = getattr(out, self._cache_kw), out.logits[:, -1, :]
+            if row is None:
+                if rows or not wait:
+                    self._queue.put(None)  # finish what is admitted first
+                    break
+                return None
+            if not _skip_cancelled(row):
+                rows.append(row)
+        return rows
 
-    def _advance(self, r: _Row, token: int, step: int) -> None:
+    def _prefill(self, rows: list[Row]):
+        """Prefill the joining rows' prompts as one group: each distinct prompt once (n samples and
+        identical prompts share it), starting after its longest cached prefix."""
+        dev = self.device
+        distinct: dict[tuple[int, ...], int] = {}
+        for r in rows:
+            distinct.setdefault(tuple(r.ids), len(distinct))
+        prompts = list(distinct)
+        hits = [self.prefix_cache.lookup(p) for p in prompts]
+        reuse = [min(n, len(p) - 1) for p, (_, n) in zip(prompts, hits)]  # at least one token to run
+        past_w = max(reuse)
+        new_w = max(len(p) - n for p, n in zip(prompts, reuse))
+        ids = torch.full((len(prompts), new_w), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((len(prompts), new_w), dtype=torch.long)
+        mask = torch.zeros((len(prompts), past_w + new_w), dtype=torch.long)
+        for u, (p, n) in enumerate(zip(prompts, reuse)):
+            fresh = len(p) - n
+            ids[u, new_w - fresh:] = torch.tensor(p[n:])
+            pos[u, new_w - fresh:] = torch.arange(n, len(p))
+            mask[u, past_w - n:past_w] = 1
+            mask[u, past_w + new_w - fresh:] = 1
+        past = None
+        if past_w:  # each prompt's cached prefix, right-aligned in `past_w` columns
+            layers = next(e for e, _ in hits if e is not None).kv
+            past = [(k.new_zeros((len(prompts), k.shape[0], past_w, k.shape[2])),
+                     v.new_zeros((len(prompts), v.shape[0], past_w, v.shape[2]))) for k, v in layers]
+            for u, ((entry, _), n) in enumerate(zip(hits, reuse)):
+                for (ks, vs), (k, v) in zip(past, entry.kv if n else ()):
+                    ks[u, :, past_w - n:] = k[:, :n]
+                    vs[u, :, past_w - n:] = v[:, :n]
+        kv, logits = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), past)
+        mask = mask.to(dev)
+        for u, p in enumerate(prompts):  # later prompts (and the next turn) may start with this one
+            cols = mask[u].bool()
+            self.prefix_cache.insert(p, [(k[u][:, cols], v[u][:, cols]) for k, v in kv])
+        index = torch.tensor([distinct[tuple(r.ids)] for r in rows], device=dev)
+        if len(index) != len(prompts) or bool((index != torch.arange(len(prompts), device=dev)).any()):
+            kv = [(k.index_select(0, index), v.index_select(0, index)) for k, v in kv]
+            mask, logits = mask.index_select(0, index), logits.index_select(0, index)
+        next_pos = torch.tensor([len(r.ids) for r in rows], device=dev)
+        return kv, mask, next_pos, logits
+
+    def _step(self, batch: RunningBatch) -> None:
+        """Sample one token for every row, retire the finished rows, and run the rest one step."""
+        tokens = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows])
+        for b, r in enumerate(batch.rows):
+            self._advance(r, int(tokens[b]))
+        live = [b for b, r in enumerate(batch.rows) if r.finish is None]
+        for b, r in enumerate(batch.rows):
+            if r.finish is not None and r.finish != "abort":
+                self.prefix_cache.insert(*batch.row_kv(b))  # prompt + answer: the next turn's prefix
+        batch.keep(live)
+        if not live:
+            return
+        dev = self.device
+        mask = torch.cat([batch.mask, batch.mask.new_ones((len(live), 1))], dim=1)
+        step_ids = tokens[live].view(-1, 1).to(dev)
+        kv, logits = self._forward(step_ids, mask, batch.pos.view(-1, 1), batch.kv)
+        batch.kv, batch.mask, batch.logits = kv, mask, logits
+        batch.pos = batch.pos + 1
+
+    def _forward(self, ids, mask, pos, past: KV | None):
+        """One model call; returns the new KV (past + these tokens) and the last position's logits."""
+        kw = dict(self._forward_kw)
+        if past:
+            kw[self._cache_kw] = DynamicCache(past)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw)
+        kv = [(layer[0], layer[1]) for layer in getattr(out, self._cache_kw)]
+        return kv, out.logits[:, -1, :]
+
+    def _advance(self, r: Row, token: int) -> None:
         """Append one token to a row; finish it on EOS, a stop string, its budget or cancellation."""
         if r.cancelled.is_set():
             return self._finish(r, "abort")
@@ -245,7 +295,7 @@ class HFEngine:
             return self._finish(r, "length")
         self._emit(r, final=False)
 
-    def _emit(self, r: _Row, final: bool) -> None:
+    def _emit(self, r: Row, final: bool) -> None:
         # Hold back a trailing partial UTF-8 character (and, for stop strings, a possible prefix).
         end = len(r.text)
         if not final:
@@ -257,7 +307,7 @@ class HFEngine:
             r.emit(r.text[r.sent:end])
         r.sent = max(r.sent, end)
 
-    def _finish(self, r: _Row, reason: str) -> None:
+    def _finish(self, r: Row, reason: str) -> None:
         r.finish = reason
         self._emit(r, final=True)
         r.deliver(Completion(text=r.text, prompt_tokens=len(r.ids), completion_tokens=r.generated, finish_reason=reason))
@@ -265,11 +315,14 @@ class HFEngine:
 
 def _generator(seed: int | None) -> torch.Generator:
     g = torch.Generator()
-    g.manual_seed(seed if seed is not None else torch.seed())
+    if seed is None:
+        g.seed()  # a fresh non-deterministic seed, for this generator only
+    else:
+        g.manual_seed(seed)
     return g
 
 
-def _skip_cancelled(r: _Row) -> bool:
+def _skip_cancelled(r: Row) -> bool:
     if r.cancelled.is_set():
         r.finish = "abort"
         r.deliver(Completion("", len(r.ids), 0, "abort"))

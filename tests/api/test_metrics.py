@@ -52,6 +52,10 @@ def test_counters_and_histograms_move_by_what_requests_did(server, model_name):
     assert d("rise_completion_tokens_total", model_name=m) == tokens
     assert d("rise_prompt_tokens_total", model_name=m) == sum(r["usage"]["prompt_tokens"] for r in (ok, never, selfr))
     assert d("rise_engine_batch_size_count", model_name=m) >= 6
+    # every prompt went through the embedded engine's prefix cache; later turns reused earlier ones
+    assert d("rise_engine_prompt_tokens_total", model_name=m) == d("rise_prompt_tokens_total", model_name=m)
+    assert 0 < d("rise_engine_prefix_cache_hit_tokens_total", model_name=m) < d("rise_engine_prompt_tokens_total", model_name=m)
+    assert get(after, "rise_engine_prefix_cache_bytes", model_name=m) > 0
     assert get(after, "rise_build_info", model_name=m) == 1
     assert get(after, "rise_requests_in_flight", model_name=m, route="/v1/refine") == 0
     assert ("rise_engine_queue_depth", (("model_name", m),)) in after
