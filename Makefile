@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test soak install venv clean system-deps
+.PHONY: run test soak bench install venv clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: $(STAMP) $(VLLM_STAMP) system-deps
 # The long load test: 10 minutes at about twice what the server admits (runs/soak.json).
 soak: $(STAMP)
 	RISE_SOAK_SECONDS=600 $(BIN)/python -m pytest -q -s tests/api/test_soak.py
+
+# Throughput against a naive loop and the raw engine (runs/bench/bench.json); BENCH_ARGS=--quick for a minute.
+bench: $(STAMP)
+	$(BIN)/rise bench --out runs/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,161 @@
+"""`rise bench`: refined answers per second of rise-serve against a naive loop and the raw engine.
+
+    rise bench --out runs/bench                  # 32 clients, 5-turn refinements (about 10 minutes here)
+    rise bench --quick --out runs/bench-quick    # about a minute
+    make bench
+
+Every contender refines the same held-out expert problems, greedily, 5 turns without an oracle
+(RISE's protocol), one after another on the same machine (never at once: they would share the
+cores). Writes DIR/bench.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from app.bench.contenders import Naive, Raw, Served
+from app.bench.load import closed_loop, summarize
+from app.config import default_model
+from app.tasks import synthetic
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rise bench", description="Throughput of rise-serve against baselines.")
+    ap.add_argument("--model", default=str(default_model()), help="an HF model directory")
+    ap.add_argument("--clients", type=int, default=32, help="concurrent clients (closed loop)")
+    ap.add_argument("--requests", type=int, default=128, help="refinements per contender (naive: --naive-requests)")
+    ap.add_argument("--naive-requests", type=int, default=8, help="the naive loop runs one at a time: fewer suffice")
+    ap.add_argument("--one-client-requests", type=int, default=8, help="requests at one client (time to first token)")
+    ap.add_argument("--turns", type=int, default=5)
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--level", choices=list(synthetic.LEVELS), default="expert")
+    ap.add_argument("--seed", type=int, default=4321, help="which held-out problems")
+    ap.add_argument("--max-batch-size", type=int, default=32, help="the embedded engine's batch limit")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda if present)")
+    ap.add_argument("--contenders", nargs="+", default=["naive", "raw", "rise-serve", "rise-serve-vllm"],
+                    help="rise-serve-vllm runs only where vLLM is installed")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="seconds: run rise-serve for this long instead of --requests (memory over time)")
+    ap.add_argument("--quick", action="store_true", help="8 clients, a few requests: about a minute")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench"))
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.quick:
+        a.clients, a.requests, a.naive_requests, a.one_client_requests = 8, 16, 2, 3
+    warm = 2
+    n = max(a.requests, a.naive_requests) + a.one_client_requests + warm
+    if a.duration:
+        n = max(n, 20_000)
+    questions = [p.question for p in synthetic.problems(a.seed, n, synthetic.LEVELS[a.level], "test")]
+    main_q = questions[: n - a.one_client_requests - warm]
+    one_q = questions[len(main_q): len(main_q) + a.one_client_requests]
+    warm_q = questions[-warm:]
+    report = {"machine": machine(a.device), "model": a.model,
+              "settings": {k: getattr(a, k) for k in ("clients", "requests", "naive_requests", "one_client_requests",
+                                                       "turns", "max_tokens", "level", "seed", "max_batch_size", "duration")},
+              "contenders": {}}
+    answers = {}
+    common = dict(turns=a.turns, max_tokens=a.max_tokens, device=a.device)
+    for name in a.contenders:
+        if name == "rise-serve-vllm" and importlib.util.find_spec("vllm") is None:
+            print("rise-serve-vllm: skipped (vLLM is not installed)")
+            continue
+        print(f"{name}: running ...", flush=True)
+        result, answers[name] = asyncio.run(run_contender(name, a, main_q, one_q, warm_q, common))
+        report["contenders"][name] = result
+    c = report["contenders"]
+    ratio = lambda x, y: round(c[x]["answers_per_s"] / c[y]["answers_per_s"], 2) if x in c and y in c else None  # noqa: E731
+    report["vs_naive"], report["vs_raw"] = ratio("rise-serve", "naive"), ratio("rise-serve", "raw")
+    one = c.get("rise-serve", {}).get("one_client", {}).get("ttft_by_turn_s") or []
+    report["ttft_turn5_over_turn1"] = round(one[-1] / one[0], 2) if len(one) >= 2 and one[0] else None
+    if "naive" in answers and "rise-serve" in answers:  # same work: the same greedy answers
+        shared = list(zip(answers["naive"], answers["rise-serve"]))
+        report["same_final_answer_as_naive"] = round(sum(x == y for x, y in shared) / len(shared), 3)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "bench.json").write_text(json.dumps(report, indent=2))
+    print(table(report))
+    print(f"wrote {a.out / 'bench.json'}")
+    return 0
+
+
+async def run_contender(name: str, a, main_q: list[str], one_q: list[str], warm_q: list[str], common: dict):
+    questions = main_q + one_q + warm_q
+    if name == "naive":
+        contender = await asyncio.to_thread(Naive, a.model, questions, **common)
+    elif name == "raw":
+        contender = await asyncio.to_thread(Raw, a.model, questions, max_batch_size=a.max_batch_size, **common)
+    elif name in ("rise-serve", "rise-serve-vllm"):
+        engine = "hf" if name == "rise-serve" else "vllm"
+        contender = await asyncio.to_thread(Served, a.model, questions, engine=engine, max_batch_size=a.max_batch_size,
+                                            clients=a.clients, **common)
+    else:
+        raise SystemExit(f"unknown contender {name!r}")
+    try:
+        first_warm = len(main_q) + len(one_q)
+        await asyncio.gather(*[contender.send(first_warm + i) for i in range(len(warm_q))])  # warm up: not timed
+        served = isinstance(contender, Served)
+        rss_start = contender.rss_mb() if served else None
+        if name == "naive":
+            outcomes, wall = await closed_loop(contender.send, a.naive_requests, 1)
+            result = summarize(outcomes, wall, 1)
+        else:
+            duration = a.duration if served else None
+            outcomes, wall = await closed_loop(contender.send, a.requests, a.clients, duration)
+            result = summarize(outcomes, wall, a.clients)
+            if one_q:  # time to first token per turn with nobody else around
+                offset = len(main_q)
+                one, one_wall = await closed_loop(lambda i: contender.send(offset + i), len(one_q), 1)
+                result["one_client"] = summarize(one, one_wall, 1)
+        if served:
+            result["rss_start_mb"], result["rss_end_mb"] = rss_start, contender.rss_mb()
+        return result, [o.answer for o in outcomes]
+    finally:
+        await contender.aclose()
+
+
+def machine(device: str | None) -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor())
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "device": device or ("cuda" if torch.cuda.is_available() else "cpu")}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def table(report: dict) -> str:
+    rows = [f"{'contender':<18}{'clients':>8}{'answers/s':>11}{'tokens/s':>10}{'p50 s':>8}{'p99 s':>8}  ttft by turn (s)"]
+    for name, r in report["contenders"].items():
+        ttft = " ".join(f"{t:.3f}" if t is not None else "-" for t in r["ttft_by_turn_s"])
+        rows.append(f"{name:<18}{r['clients']:>8}{r['answers_per_s']:>11.2f}{r['tokens_per_s']:>10.0f}"
+                    f"{r['p50_s']:>8.2f}{r['p99_s']:>8.2f}  {ttft}")
+        if "one_client" in r:
+            o = r["one_client"]
+            ttft = " ".join(f"{t:.3f}" if t is not None else "-" for t in o["ttft_by_turn_s"])
+            rows.append(f"{'  at one client':<18}{1:>8}{o['answers_per_s']:>11.2f}{o['tokens_per_s']:>10.0f}"
+                        f"{o['p50_s']:>8.2f}{o['p99_s']:>8.2f}  {ttft}")
+    rows.append(f"rise-serve / naive: {report['vs_naive']}x   rise-serve / raw: {report['vs_raw']}x   "
+                f"turn-5 / turn-1 time to first token (one client): {report['ttft_turn5_over_turn1']}")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
