@@ -237,7 +237,7 @@ class HFEngine:
                 for (ks, vs), (k, v) in zip(past, entry.kv if n else ()):
                     ks[u, :, past_w - n:] = k[:, :n]
                     vs[u, :, past_w - n:] = v[:, :n]
-        kv, logits = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), past)
+        kv, logits, _ = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), past)
         mask = mask.to(dev)
         for u, p in enumerate(prompts):  # later prompts (and the next turn) may start with this one
             cols = mask[u].bool()
@@ -264,18 +264,19 @@ class HFEngine:
         dev = self.device
         mask = torch.cat([batch.mask, batch.mask.new_ones((len(live), 1))], dim=1)
         step_ids = tokens[live].view(-1, 1).to(dev)
-        kv, logits = self._forward(step_ids, mask, batch.pos.view(-1, 1), batch.kv)
-        batch.kv, batch.mask, batch.logits = kv, mask, logits
+        kv, logits, cache = self._forward(step_ids, mask, batch.pos.view(-1, 1), batch.kv, batch.cache)
+        batch.kv, batch.mask, batch.logits, batch.cache = kv, mask, logits, cache
         batch.pos = batch.pos + 1
 
-    def _forward(self, ids, mask, pos, past: KV | None):
-        """One model call; returns the new KV (past + these tokens) and the last position's logits."""
+    def _forward(self, ids, mask, pos, past: KV | None, cache=None):
+        """One model call; returns the new KV (past + these tokens), the last position's logits and
+        the model's cache object, which the next step may pass back instead of `past` (saving a copy)."""
         kw = dict(self._forward_kw)
-        if past:
-            kw[self._cache_kw] = DynamicCache(past)
+        if cache is not None or past:
+            kw[self._cache_kw] = cache if cache is not None else DynamicCache(past)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw)
-        kv = [(layer[0], layer[1]) for layer in getattr(out, self._cache_kw)]
-        return kv, out.logits[:, -1, :]
+        cache = getattr(out, self._cache_kw)
+        return [(layer[0], layer[1]) for layer in cache], out.logits[:, -1, :], cache
 
     def _advance(self, r: Row, token: int) -> None:
         """Append one token to a row; finish it on EOS, a stop string, its budget or cancellation."""

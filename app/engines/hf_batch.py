@@ -45,12 +45,14 @@ class RunningBatch:
         self.mask: torch.Tensor | None = None  # [rows, width], 1 where a column holds a token
         self.pos: torch.Tensor | None = None  # [rows], the position id of each row's next token
         self.logits: torch.Tensor | None = None  # [rows, vocab], each row's next-token logits
+        self.cache = None  # the model's cache object holding `kv`, while the rows stay the same
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def add(self, rows: list[Row], kv: KV, mask: torch.Tensor, pos: torch.Tensor, logits: torch.Tensor) -> None:
         """Merge freshly prefilled rows in, padding whichever side is narrower on the left."""
+        self.cache = None
         if not self.rows:
             self.rows, self.kv, self.mask, self.pos, self.logits = list(rows), kv, mask, pos, logits
             return
@@ -67,6 +69,7 @@ class RunningBatch:
         """Keep only these rows, and drop the leading columns no remaining row uses."""
         if len(keep) == len(self.rows):
             return
+        self.cache = None
         self.rows = [self.rows[b] for b in keep]
         if not keep:
             self.kv, self.mask, self.pos, self.logits = [], None, None, None

@@ -14,3 +14,7 @@ def main(argv: list[str]) -> int:
     else:
         from app.training.rise import main as run
     return int(run(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
