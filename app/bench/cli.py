@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
               "contenders": {}}
     answers = {}
     common = dict(turns=a.turns, max_tokens=a.max_tokens, device=a.device)
+    a.out.mkdir(parents=True, exist_ok=True)
     for name in a.contenders:
         if name == "rise-serve-vllm" and importlib.util.find_spec("vllm") is None:
             print("rise-serve-vllm: skipped (vLLM is not installed)")
@@ -74,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: running ...", flush=True)
         result, answers[name] = asyncio.run(run_contender(name, a, main_q, one_q, warm_q, common))
         report["contenders"][name] = result
+        compare(report, answers)
+        (a.out / "bench.json").write_text(json.dumps(report, indent=2))  # after each contender
+    print(table(report))
+    print(f"wrote {a.out / 'bench.json'}")
+    return 0
+
+
+def compare(report: dict, answers: dict) -> None:
+    """The top-level ratios, from whichever contenders have run."""
     c = report["contenders"]
     ratio = lambda x, y: round(c[x]["answers_per_s"] / c[y]["answers_per_s"], 2) if x in c and y in c else None  # noqa: E731
     report["vs_naive"], report["vs_raw"] = ratio("rise-serve", "naive"), ratio("rise-serve", "raw")
@@ -82,11 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     if "naive" in answers and "rise-serve" in answers:  # same work: the same greedy answers
         shared = list(zip(answers["naive"], answers["rise-serve"]))
         report["same_final_answer_as_naive"] = round(sum(x == y for x, y in shared) / len(shared), 3)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "bench.json").write_text(json.dumps(report, indent=2))
-    print(table(report))
-    print(f"wrote {a.out / 'bench.json'}")
-    return 0
 
 
 async def run_contender(name: str, a, main_q: list[str], one_q: list[str], warm_q: list[str], common: dict):
