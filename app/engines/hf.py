@@ -54,6 +54,7 @@ class HFEngine:
         max_batch_size: int = 32,
         batch_wait_s: float = 0.002,
         prefix_cache_mb: float = 256,
+        join_wait_s: float = 0.05,
         model_name: str | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,6 +87,10 @@ class HFEngine:
         self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
         self._forward_kw = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
+        self.join_wait_s = join_wait_s
+        self.join_fraction = 4  # join once the waiting rows are a quarter of the batch
+        self._waiting: list[Row] = []  # taken from the queue by the scheduler, not yet in the batch
+        self._closing = False
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
         self.batch_sizes: list[int] = []  # recent batch sizes
@@ -144,8 +149,8 @@ class HFEngine:
             raise
 
     def pending(self) -> int:
-        """Sequences waiting for a batch."""
-        return self._queue.qsize()
+        """Sequences waiting to join the batch."""
+        return self._queue.qsize() + len(self._waiting)
 
     async def health(self) -> bool:
         return self._thread.is_alive() and not self._closed
@@ -161,19 +166,20 @@ class HFEngine:
         torch.set_grad_enabled(False)
         batch = RunningBatch()
         while True:
-            joining = self._admit(wait=not batch.rows, room=self.max_batch_size - len(batch))
+            joining = self._admit(batch.live)
             if joining is None:
                 for r in batch.rows:
-                    r.deliver(EngineError("engine is closed"))
+                    if r.finish is None:
+                        r.deliver(EngineError("engine is closed"))
                 return
             try:
                 if joining:
                     batch.add(joining, *self._prefill(joining))
-                    self.batch_sizes.append(len(batch))
+                    self.batch_sizes.append(batch.live)
                     del self.batch_sizes[:-1000]
                     if self.on_batch is not None:
-                        self.on_batch(len(batch))
-                if batch.rows:
+                        self.on_batch(batch.live)
+                if batch.live:
                     self._step(batch)
             except Exception as e:  # noqa: BLE001 - one bad batch must not kill the engine
                 log.exception("batch of %d failed", len(batch) + len(joining))
@@ -183,29 +189,39 @@ class HFEngine:
                         r.deliver(EngineError(f"generation failed: {type(e).__name__}: {e}"))
                 batch = RunningBatch()
 
-    def _admit(self, *, wait: bool, room: int) -> list[Row] | None:
-        """Rows to join the batch now: with an idle engine, block for one and gather whoever comes
-        within `batch_wait_s`; with a running batch, take what is already waiting. None: closing."""
-        rows: list[Row] = []
-        deadline = time.monotonic() + self.batch_wait_s
-        while len(rows) < room:
+    def _admit(self, running: int) -> list[Row] | None:
+        """Rows to join the batch now. An idle engine blocks for one and gathers whoever comes
+        within `batch_wait_s`. A running batch takes the waiting rows once there are enough of them
+        (a quarter of the batch) or the oldest has waited `join_wait_s`: each join costs a prefill
+        call and a rebuild of the batch's KV, so joins are grouped. None: the engine is closing."""
+        if not running and not self._waiting and not self._closing:
+            self._take(self._queue.get())
+            deadline = time.monotonic() + self.batch_wait_s
+            while not self._closing and (left := deadline - time.monotonic()) > 0:
+                try:
+                    self._take(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+        while True:
             try:
-                if wait and not rows:
-                    row = self._queue.get()
-                elif wait:
-                    row = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                else:
-                    row = self._queue.get_nowait()
+                self._take(self._queue.get_nowait())
             except queue.Empty:
                 break
-            if row is None:
-                if rows or not wait:
-                    self._queue.put(None)  # finish what is admitted first
-                    break
-                return None
-            if not _skip_cancelled(row):
-                rows.append(row)
+        self._waiting = [r for r in self._waiting if not _skip_cancelled(r)]
+        if not self._waiting:
+            return None if self._closing and not running else []
+        room = self.max_batch_size - running
+        enough = len(self._waiting) >= max(1, running // self.join_fraction) or self._closing
+        if running and (room <= 0 or not (enough or time.monotonic() - self._waiting[0].queued_at >= self.join_wait_s)):
+            return []
+        rows, self._waiting = self._waiting[:room], self._waiting[room:]
         return rows
+
+    def _take(self, row: Row | None) -> None:
+        if row is None:
+            self._closing = True
+        else:
+            self._waiting.append(row)
 
     def _prefill(self, rows: list[Row]):
         """Prefill the joining rows' prompts as one group: each distinct prompt once (n samples and
@@ -237,7 +253,8 @@ class HFEngine:
                 for (ks, vs), (k, v) in zip(past, entry.kv if n else ()):
                     ks[u, :, past_w - n:] = k[:, :n]
                     vs[u, :, past_w - n:] = v[:, :n]
-        kv, logits, _ = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), past)
+        logits, cache = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), DynamicCache(past) if past else None)
+        kv = [(layer[0], layer[1]) for layer in cache]
         mask = mask.to(dev)
         for u, p in enumerate(prompts):  # later prompts (and the next turn) may start with this one
             cols = mask[u].bool()
@@ -250,33 +267,36 @@ class HFEngine:
         return kv, mask, next_pos, logits
 
     def _step(self, batch: RunningBatch) -> None:
-        """Sample one token for every row, retire the finished rows, and run the rest one step."""
+        """Sample one token for every live row, retire the finished ones, run the rest one step."""
         tokens = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows])
         for b, r in enumerate(batch.rows):
-            self._advance(r, int(tokens[b]))
-        live = [b for b, r in enumerate(batch.rows) if r.finish is None]
-        for b, r in enumerate(batch.rows):
-            if r.finish is not None and r.finish != "abort":
-                self.prefix_cache.insert(*batch.row_kv(b))  # prompt + answer: the next turn's prefix
-        batch.keep(live)
-        if not live:
+            if r.finish is None:
+                self._advance(r, int(tokens[b]))
+                if r.finish is not None and r.finish != "abort":
+                    self.prefix_cache.insert(*batch.row_kv(b))  # prompt + answer: the next turn's prefix
+        if not batch.live:
+            batch.__init__()
             return
+        if len(batch) - batch.live > max(1, len(batch) // 4):
+            keep = [b for b, r in enumerate(batch.rows) if r.finish is None]
+            batch.compact()
+            tokens = tokens[keep]
+        live = torch.tensor([r.finish is None for r in batch.rows])
+        tokens = torch.where(live, tokens, self.pad_id)
         dev = self.device
-        mask = torch.cat([batch.mask, batch.mask.new_ones((len(live), 1))], dim=1)
-        step_ids = tokens[live].view(-1, 1).to(dev)
-        kv, logits, cache = self._forward(step_ids, mask, batch.pos.view(-1, 1), batch.kv, batch.cache)
-        batch.kv, batch.mask, batch.logits, batch.cache = kv, mask, logits, cache
+        mask = torch.cat([batch.mask, live.to(dev, batch.mask.dtype).view(-1, 1)], dim=1)
+        logits, cache = self._forward(tokens.view(-1, 1).to(dev), mask, batch.pos.view(-1, 1), batch.cache)
+        batch.mask, batch.logits, batch.cache = mask, logits, cache
         batch.pos = batch.pos + 1
 
-    def _forward(self, ids, mask, pos, past: KV | None, cache=None):
-        """One model call; returns the new KV (past + these tokens), the last position's logits and
-        the model's cache object, which the next step may pass back instead of `past` (saving a copy)."""
+    def _forward(self, ids, mask, pos, cache=None):
+        """One model call over `cache` (None: no past); returns the last position's logits and the
+        model's cache, now also holding these tokens."""
         kw = dict(self._forward_kw)
-        if cache is not None or past:
-            kw[self._cache_kw] = cache if cache is not None else DynamicCache(past)
+        if cache is not None:
+            kw[self._cache_kw] = cache
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw)
-        cache = getattr(out, self._cache_kw)
-        return [(layer[0], layer[1]) for layer in cache], out.logits[:, -1, :], cache
+        return out.logits[:, -1, :], getattr(out, self._cache_kw)
 
     def _advance(self, r: Row, token: int) -> None:
         """Append one token to a row; finish it on EOS, a stop string, its budget or cancellation."""

@@ -6,18 +6,32 @@ Per layer the keys and values are [rows, heads, width, head_dim]; `mask` [rows, 
 columns hold a row's tokens (rows are right-aligned; shorter rows have padding on the left, and a
 row prefilled after a cached prefix may have a gap between the two). Attention follows the mask and
 RoPE follows explicit position ids, so neither padding nor gaps change what a row computes.
+
+The KV lives in buffers with room on the right: a decode step writes its column in place instead
+of copying the whole cache (transformers' DynamicCache concatenates, a full copy per step). A
+finished row stays in the batch, masked out, until the next join rebuilds the buffers without it
+(or too many rows are finished): one copy per join instead of one per step and per leave.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from transformers import DynamicCache
 
 from app.engines.base import SamplingParams
 from app.engines.prefix_cache import KV
+
+try:  # transformers >= 4.56 builds caches from layers
+    from transformers.cache_utils import DynamicLayer
+except ImportError:  # pragma: no cover - older transformers: rebuild a DynamicCache per step
+    DynamicLayer = None
+
+ROOM = 64  # spare columns per buffer; it doubles when full
 
 
 @dataclass(eq=False)
@@ -31,6 +45,7 @@ class Row:
     emit: Callable | None  # emit(text_delta), thread-safe, or None
     max_new: int
     cancelled: threading.Event = field(default_factory=threading.Event)
+    queued_at: float = field(default_factory=time.monotonic)
     out: list[int] = field(default_factory=list)
     text: str = ""
     generated: int = 0  # tokens sampled, EOS included
@@ -38,50 +53,123 @@ class Row:
     finish: str | None = None
 
 
+if DynamicLayer is not None:
+
+    class BufferLayer(DynamicLayer):
+        """A DynamicLayer whose keys and values are views into buffers with spare columns."""
+
+        def __init__(self, k: torch.Tensor, v: torch.Tensor) -> None:
+            super().__init__()
+            self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
+            self._k, self._v = k, v
+            self.keys, self.values = k[:, :, :0], v[:, :, :0]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            n, new = self.keys.shape[-2], key_states.shape[-2]
+            if n + new > self._k.shape[-2]:
+                self._k, self._v = _grow(self._k, n, n + new), _grow(self._v, n, n + new)
+            self._k[:, :, n:n + new] = key_states
+            self._v[:, :, n:n + new] = value_states
+            self.keys, self.values = self._k[:, :, :n + new], self._v[:, :, :n + new]
+            return self.keys, self.values
+
+
+def _grow(buf: torch.Tensor, used: int, need: int) -> torch.Tensor:
+    bigger = buf.new_zeros((*buf.shape[:2], max(need + ROOM, 2 * buf.shape[2]), buf.shape[3]))
+    bigger[:, :, :used] = buf[:, :, :used]
+    return bigger
+
+
+def build_cache(parts: list[KV], widths: list[int], width: int) -> DynamicCache:
+    """One cache holding the row blocks `parts` (each per layer [rows, heads, w, dim], its used
+    columns the last `w`), right-aligned in `width` columns plus room to grow."""
+    if DynamicLayer is None:  # pragma: no cover
+        return DynamicCache([(torch.cat([_left_pad(p[i][0], width) for p in parts]),
+                              torch.cat([_left_pad(p[i][1], width) for p in parts])) for i in range(len(parts[0]))])
+    layers = []
+    rows = sum(p[0][0].shape[0] for p in parts)
+    for i in range(len(parts[0])):
+        k0 = parts[0][i][0]
+        # uninitialised memory: zero what attention may read unwritten (left padding); the spare
+        # columns on the right are written before they are read
+        k = k0.new_empty((rows, k0.shape[1], width + ROOM, k0.shape[3]))
+        v = torch.empty_like(k)
+        at = 0
+        for p, w in zip(parts, widths):
+            pk, pv = p[i]
+            n = pk.shape[0]
+            k[at:at + n, :, width - w:width] = pk[:, :, pk.shape[2] - w:]
+            v[at:at + n, :, width - w:width] = pv[:, :, pv.shape[2] - w:]
+            if w < width:
+                k[at:at + n, :, :width - w] = 0
+                v[at:at + n, :, :width - w] = 0
+            at += n
+        layer = BufferLayer(k, v)
+        layer.keys, layer.values = k[:, :, :width], v[:, :, :width]
+        layers.append(layer)
+    cache = DynamicCache()
+    cache.layers = layers
+    return cache
+
+
 class RunningBatch:
     def __init__(self) -> None:
-        self.rows: list[Row] = []
-        self.kv: KV = []
+        self.rows: list[Row] = []  # finished rows stay (masked out) until the next rebuild
+        self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, width], 1 where a column holds a token
         self.pos: torch.Tensor | None = None  # [rows], the position id of each row's next token
         self.logits: torch.Tensor | None = None  # [rows, vocab], each row's next-token logits
-        self.cache = None  # the model's cache object holding `kv`, while the rows stay the same
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def add(self, rows: list[Row], kv: KV, mask: torch.Tensor, pos: torch.Tensor, logits: torch.Tensor) -> None:
-        """Merge freshly prefilled rows in, padding whichever side is narrower on the left."""
-        self.cache = None
-        if not self.rows:
-            self.rows, self.kv, self.mask, self.pos, self.logits = list(rows), kv, mask, pos, logits
-            return
-        width = max(self.mask.shape[1], mask.shape[1])
-        self.kv = [(torch.cat([_left_pad(k0, width), _left_pad(k1, width)]),
-                    torch.cat([_left_pad(v0, width), _left_pad(v1, width)]))
-                   for (k0, v0), (k1, v1) in zip(self.kv, kv)]
-        self.mask = torch.cat([_left_pad(self.mask, width), _left_pad(mask, width)])
-        self.pos = torch.cat([self.pos, pos])
-        self.logits = torch.cat([self.logits, logits])
-        self.rows += rows
+    @property
+    def live(self) -> int:
+        return sum(r.finish is None for r in self.rows)
 
-    def keep(self, keep: list[int]) -> None:
-        """Keep only these rows, and drop the leading columns no remaining row uses."""
-        if len(keep) == len(self.rows):
-            return
-        self.cache = None
-        self.rows = [self.rows[b] for b in keep]
+    @property
+    def kv(self) -> KV:
+        return [(layer[0], layer[1]) for layer in self.cache] if self.cache is not None else []
+
+    def add(self, rows: list[Row], kv: KV, mask: torch.Tensor, pos: torch.Tensor, logits: torch.Tensor) -> None:
+        """Rebuild the batch as its unfinished rows plus freshly prefilled ones (one copy)."""
+        parts, widths, masks, poss, logitss, kept = [], [], [], [], [], []
+        if self.rows:
+            keep = [b for b, r in enumerate(self.rows) if r.finish is None]
+            if keep:
+                idx = torch.tensor(keep, device=self.mask.device)
+                m = self.mask.index_select(0, idx)
+                w = _used_width(m)
+                parts.append([(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.kv])
+                widths.append(w)
+                masks.append(m[:, m.shape[1] - w:])
+                poss.append(self.pos.index_select(0, idx))
+                logitss.append(self.logits.index_select(0, idx))
+                kept = [self.rows[b] for b in keep]
+        parts.append(kv)
+        widths.append(mask.shape[1])
+        masks.append(mask)
+        poss.append(pos)
+        logitss.append(logits)
+        width = max(widths)
+        self.cache = build_cache(parts, widths, width)
+        self.mask = torch.cat([_left_pad(m, width) for m in masks])
+        self.pos, self.logits = torch.cat(poss), torch.cat(logitss)
+        self.rows = kept + list(rows)
+
+    def compact(self) -> None:
+        """Drop finished rows now (when too many of them ride along)."""
+        keep = [b for b, r in enumerate(self.rows) if r.finish is None]
         if not keep:
-            self.kv, self.mask, self.pos, self.logits = [], None, None, None
+            self.__init__()
             return
         idx = torch.tensor(keep, device=self.mask.device)
-        mask = self.mask.index_select(0, idx)
-        used = mask.any(dim=0).nonzero()
-        start = int(used[0]) if len(used) else mask.shape[1]
-        self.mask = mask[:, start:]
-        self.kv = [(k.index_select(0, idx)[:, :, start:], v.index_select(0, idx)[:, :, start:]) for k, v in self.kv]
-        self.pos = self.pos.index_select(0, idx)
-        self.logits = self.logits.index_select(0, idx)
+        m = self.mask.index_select(0, idx)
+        w = _used_width(m)
+        self.cache = build_cache([[(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.kv]], [w], w)
+        self.mask = m[:, m.shape[1] - w:]
+        self.pos, self.logits = self.pos.index_select(0, idx), self.logits.index_select(0, idx)
+        self.rows = [self.rows[b] for b in keep]
 
     def row_kv(self, b: int) -> tuple[list[int], KV]:
         """Row b's tokens in the cache and their KV, gaps removed: [heads, tokens, head_dim] per layer."""
@@ -90,6 +178,12 @@ class RunningBatch:
         n = int(cols.sum())
         tokens = (r.ids + r.out)[:n]
         return tokens, [(k[b][:, cols], v[b][:, cols]) for k, v in self.kv]
+
+
+def _used_width(mask: torch.Tensor) -> int:
+    """Columns from the first one any row uses to the end."""
+    used = mask.any(dim=0).nonzero()
+    return mask.shape[1] - int(used[0]) if len(used) else 0
 
 
 def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
