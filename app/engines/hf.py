@@ -90,6 +90,7 @@ class HFEngine:
         self.join_wait_s = join_wait_s
         self.join_fraction = 4  # join once the waiting rows are a quarter of the batch
         self._waiting: list[Row] = []  # taken from the queue by the scheduler, not yet in the batch
+        self._outbox: list = []  # (event loop, fn, args) to deliver after this step
         self._closing = False
         self.max_batch_size = max_batch_size
         self.batch_wait_s = batch_wait_s
@@ -132,11 +133,11 @@ class HFEngine:
                 futures[-1].append(fut)
                 emit = None
                 if on_delta is not None:
-                    emit = _threadsafe(loop, lambda text, i=i, j=j: on_delta(i, j, text))
+                    emit = lambda text, i=i, j=j: self._post(loop, on_delta, i, j, text)  # noqa: E731
                 rows.append(Row(
                     ids=ids, params=params,
                     gen=_generator(None if params.seed is None else params.seed + j),
-                    deliver=_threadsafe(loop, lambda res, fut=fut: _resolve(fut, res)),
+                    deliver=lambda res, fut=fut: self._post(loop, _resolve, fut, res),
                     emit=emit, max_new=min(params.max_tokens, limit - len(ids)),
                 ))
         for row in rows:
@@ -166,11 +167,13 @@ class HFEngine:
         torch.set_grad_enabled(False)
         batch = RunningBatch()
         while True:
+            self._flush()
             joining = self._admit(batch.live)
             if joining is None:
                 for r in batch.rows:
                     if r.finish is None:
                         r.deliver(EngineError("engine is closed"))
+                self._flush()
                 return
             try:
                 if joining:
@@ -216,6 +219,24 @@ class HFEngine:
             return []
         rows, self._waiting = self._waiting[:room], self._waiting[room:]
         return rows
+
+    def _post(self, loop: asyncio.AbstractEventLoop, fn, *args) -> None:
+        """Queue a call for the caller's event loop; `_flush` sends each step's calls in one go."""
+        self._outbox.append((loop, fn, args))
+
+    def _flush(self) -> None:
+        """Hand the queued deltas and results to their event loops, in order, one wake-up per loop."""
+        if not self._outbox:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for loop, fn, args in self._outbox:
+            by_loop.setdefault(loop, []).append((fn, args))
+        self._outbox = []
+        for loop, calls in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_run_calls, calls)
+            except RuntimeError:  # the caller's loop is gone
+                pass
 
     def _take(self, row: Row | None) -> None:
         if row is None:
@@ -351,13 +372,12 @@ def _skip_cancelled(r: Row) -> bool:
     return False
 
 
-def _threadsafe(loop: asyncio.AbstractEventLoop, fn):
-    def call(arg):
+def _run_calls(calls) -> None:
+    for fn, args in calls:
         try:
-            loop.call_soon_threadsafe(fn, arg)
-        except RuntimeError:  # the caller's loop is gone
-            pass
-    return call
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a caller's callback must not starve the others
+            log.exception("engine callback failed")
 
 
 def _resolve(fut: asyncio.Future, result) -> None:
