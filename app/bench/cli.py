@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -111,6 +112,8 @@ async def run_contender(name: str, a, main_q: list[str], one_q: list[str], warm_
         await asyncio.gather(*[contender.send(first_warm + i) for i in range(len(warm_q))])  # warm up: not timed
         served = isinstance(contender, Served)
         rss_start = contender.rss_mb() if served else None
+        timeline: list[tuple[float, float]] = []
+        watch = asyncio.create_task(_watch_memory(contender, timeline, a.duration)) if served else None
         if name == "naive":
             outcomes, wall = await closed_loop(contender.send, a.naive_requests, 1)
             result = summarize(outcomes, wall, 1)
@@ -123,10 +126,20 @@ async def run_contender(name: str, a, main_q: list[str], one_q: list[str], warm_
                 one, one_wall = await closed_loop(lambda i: contender.send(offset + i), len(one_q), 1)
                 result["one_client"] = summarize(one, one_wall, 1)
         if served:
+            watch.cancel()
             result["rss_start_mb"], result["rss_end_mb"] = rss_start, contender.rss_mb()
+            result["rss_peak_mb"], result["rss_timeline_mb"] = contender.rss_mb("VmHWM"), timeline
         return result, [o.answer for o in outcomes]
     finally:
         await contender.aclose()
+
+
+async def _watch_memory(contender, timeline: list, duration: float | None) -> None:
+    """The server's resident memory every few seconds: [seconds since start, MiB]."""
+    start, every = time.perf_counter(), max(5.0, (duration or 60) / 40)
+    while True:
+        timeline.append((round(time.perf_counter() - start, 1), contender.rss_mb()))
+        await asyncio.sleep(every)
 
 
 def machine(device: str | None) -> dict:

@@ -154,10 +154,10 @@ class Served:
         return Outcome(time.perf_counter() - start, body["usage"]["completion_tokens"], body["usage"]["prompt_tokens"],
                        [t["ttft_s"] for t in body["turns"]], body["final_answer"])
 
-    def rss_mb(self) -> float:
-        """The server's resident memory now."""
+    def rss_mb(self, field: str = "VmRSS") -> float:
+        """The server's resident memory now (VmHWM: its peak so far), in MiB."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return round(int(line.split()[1]) / 1024, 1)
         return float("nan")
 

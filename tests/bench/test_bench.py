@@ -41,7 +41,9 @@ def test_tiny_bench_end_to_end(tmp_path, model_path, capsys):
     assert c["naive"]["requests"] == 2 and c["raw"]["requests"] == c["rise-serve"]["requests"] == 3
     for r in c.values():
         assert r["answers_per_s"] > 0 and r["tokens_per_s"] > 0 and len(r["ttft_by_turn_s"]) == 2
-    assert c["rise-serve"]["one_client"]["requests"] == 1 and c["rise-serve"]["rss_end_mb"] > 0
+    served = c["rise-serve"]
+    assert served["one_client"]["requests"] == 1 and served["rss_peak_mb"] >= served["rss_end_mb"] > 0
+    assert served["rss_timeline_mb"] and all(mb > 0 for _, mb in served["rss_timeline_mb"])
     assert report["vs_naive"] == round(c["rise-serve"]["answers_per_s"] / c["naive"]["answers_per_s"], 2)
     assert report["vs_raw"] == round(c["rise-serve"]["answers_per_s"] / c["raw"]["answers_per_s"], 2)
     assert report["ttft_turn5_over_turn1"] > 0 and report["machine"]["cores"] >= 1

@@ -2,6 +2,7 @@
 cached and uncached generation agree, joins and leaves never mix rows up, memory stays bounded."""
 
 import asyncio
+from contextlib import contextmanager
 
 import pytest
 
@@ -27,6 +28,22 @@ def conv(q):
     return [{"role": "user", "content": q}]
 
 
+@contextmanager
+def forward_shapes(engine):
+    """The input_ids shape of every model call made inside the block."""
+    seen, real = [], engine.model.forward
+
+    def spy(*a, **kw):
+        seen.append(tuple(kw["input_ids"].shape))
+        return real(*a, **kw)
+
+    engine.model.forward = spy
+    try:
+        yield seen
+    finally:
+        del engine.model.forward
+
+
 def texts(result):
     return [t.text for t in result.turns]
 
@@ -47,18 +64,8 @@ async def test_full_window_turn_prefills_only_the_new_tokens(engines):
     cached, _ = engines
     config = RefineConfig(max_turns=3, window="full", sampling=SamplingParams(max_tokens=160))
     q = synthetic.problems(78, 1, synthetic.LEVELS["expert"], "test")[0].question
-    seen = []
-    real = cached.model.forward
-
-    def spy(*a, **kw):
-        seen.append(tuple(kw["input_ids"].shape))
-        return real(*a, **kw)
-
-    cached.model.forward = spy
-    try:
+    with forward_shapes(cached) as seen:
         result = await refine(cached, q, get_checker("synthetic"), config)
-    finally:
-        del cached.model.forward
     prefills = [s for s in seen if s[1] > 1]
     assert len(prefills) == len(result.turns)
     for turn, (_, width) in zip(result.turns[1:], prefills[1:]):
@@ -68,18 +75,8 @@ async def test_full_window_turn_prefills_only_the_new_tokens(engines):
 
 async def test_parallel_samples_share_one_prefill(engines):
     cached, _ = engines
-    seen = []
-    real = cached.model.forward
-
-    def spy(*a, **kw):
-        seen.append(tuple(kw["input_ids"].shape))
-        return real(*a, **kw)
-
-    cached.model.forward = spy
-    try:
+    with forward_shapes(cached) as seen:
         [samples] = await cached.generate([conv(EXPERT[0] + " ")], SamplingParams(n=4, temperature=3.0, seed=5))
-    finally:
-        del cached.model.forward
     assert len(samples) == 4 and len({s.text for s in samples}) > 1
     assert seen[0][0] == 1 and seen[1][0] == 4  # one row prefilled, four rows decoded
 
