@@ -93,9 +93,10 @@ class RefineResponse(BaseModel):
     final_text: str
     final_turn: int
     votes: dict[str, int]
-    stop_reason: Literal["correct", "max_turns", "deadline"] = Field(
+    stop_reason: Literal["correct", "max_turns", "deadline", "context_length"] = Field(
         description="`correct`: the oracle passed a turn; `max_turns`: all turns ran; `deadline`: the request's "
-                    "timeout ended the loop early, with the turns finished by then")
+                    "timeout ended the loop early, with the turns finished by then; `context_length`: the next "
+                    "turn's prompt would not fit the model's context, so the loop ended with the turns it had")
     mode: Literal["oracle", "self"]
     correct: bool | None
     usage: Usage

@@ -13,7 +13,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from app.answers.protocol import Checker
-from app.engines.base import Engine, SamplingParams
+from app.engines.base import Engine, PromptTooLongError, SamplingParams
 from app.evaluation import metrics
 from app.refine.loop import reference_oracle, refine
 from app.refine.types import RefineConfig
@@ -54,23 +54,33 @@ async def _one_seed(engine, items, checker, cfg: EvalConfig, seed: int, progress
     sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
     base = RefineConfig(max_turns=cfg.turns, window=cfg.window, sampling=sampling)
     bar = tqdm(total=3 * len(items), desc=f"eval seed {seed}", disable=not progress, mininterval=2)
+    too_long: set[int] = set()
 
     async def run(i: int, item: Item, mode: str):
         async with sem:
-            s = replace(sampling, seed=seed * 1_000_003 + i)
-            if mode == "oracle":
-                r = await refine(engine, item.question, checker, replace(base, sampling=s),
-                                 oracle=reference_oracle(checker, item.reference))
-                out = [bool(t.correct) for t in r.turns]
-            elif mode == "self":
-                r = await refine(engine, item.question, checker, replace(base, sampling=s))
-                out = [t.answer for t in r.turns]
-            else:
-                r = await refine(engine, item.question, checker,
-                                 replace(base, max_turns=1, samples_per_turn=cfg.parallel_samples, sampling=s))
-                out = [x.answer for x in r.turns[0].samples]
-            bar.update(1)
-            return out
+            try:
+                return await attempt(i, item, mode)
+            except PromptTooLongError:  # the question alone does not fit the model: unanswered
+                too_long.add(i)
+                bar.update(1)
+                return [False] if mode == "oracle" else [None] * (cfg.parallel_samples if mode == "parallel" else cfg.turns)
+
+    async def attempt(i: int, item: Item, mode: str):
+        s = replace(sampling, seed=seed * 1_000_003 + i)
+        if mode == "oracle":
+            r = await refine(engine, item.question, checker, replace(base, sampling=s),
+                             oracle=reference_oracle(checker, item.reference))
+            out = [bool(t.correct) for t in r.turns]
+        elif mode == "self":
+            r = await refine(engine, item.question, checker, replace(base, sampling=s))
+            out = [t.answer for t in r.turns]
+            out += [None] * (cfg.turns - len(out))  # turns that did not fit the context: no answer
+        else:
+            r = await refine(engine, item.question, checker,
+                             replace(base, max_turns=1, samples_per_turn=cfg.parallel_samples, sampling=s))
+            out = [x.answer for x in r.turns[0].samples]
+        bar.update(1)
+        return out
 
     modes = ("oracle", "self", "parallel")
     done = await asyncio.gather(*[run(i, it, mode) for mode in modes for i, it in enumerate(items)])
@@ -80,6 +90,7 @@ async def _one_seed(engine, items, checker, cfg: EvalConfig, seed: int, progress
     refs = [it.reference for it in items]
     eq = checker.equivalent
     return {
+        "question_too_long": len(too_long),  # counted as wrong: the model's context cannot hold them
         **metrics.p1_at(oracle, cfg.turns),
         **metrics.m1_at(selfrun, refs, eq, cfg.turns, "first"),
         "m1_tie_last": metrics.m1_at(selfrun, refs, eq, cfg.turns, "last"),

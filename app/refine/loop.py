@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from app.answers.protocol import Checker
-from app.engines.base import Conversation, Engine, Message
+from app.engines.base import Conversation, Engine, Message, PromptTooLongError
 from app.refine.feedback import render_feedback
 from app.refine.types import RefineConfig, RefineResult, Sample, Turn
 from app.refine.vote import majority
@@ -49,6 +49,8 @@ async def refine(
     history: earlier messages (e.g. a system prompt) placed before the question in every prompt.
     on_event: receives {"type": "turn_start" | "delta" | "turn_end", ...} as the work happens.
     deadline: a `time.monotonic()` instant; past it the loop ends with the turns it finished.
+    A later turn whose prompt no longer fits the model's context ends the loop the same way
+    (`context_length`); a first turn that does not fit raises PromptTooLongError.
     """
     if not question.strip():
         raise ValueError("question must not be empty")
@@ -63,6 +65,11 @@ async def refine(
             if not turns:
                 raise RefineTimeout("the deadline passed before the first turn finished") from None
             stop_reason = "deadline"
+            break
+        except PromptTooLongError:
+            if not turns:
+                raise
+            stop_reason = "context_length"  # the conversation outgrew the model: keep what it did
             break
         turns.append(turn)
         if oracle is not None and turn.correct:

@@ -11,7 +11,7 @@ from app.refine.feedback import DEFAULT_FEEDBACK
 Window = Literal["full", "last"]
 Aggregation = Literal["majority", "last"]
 TieBreak = Literal["first", "last"]
-StopReason = Literal["correct", "max_turns", "deadline"]
+StopReason = Literal["correct", "max_turns", "deadline", "context_length"]
 
 
 @dataclass(frozen=True)

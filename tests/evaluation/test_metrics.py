@@ -28,3 +28,18 @@ def test_parallel_baselines_and_flow():
     f = metrics.flow([["1", "2"], ["3", "4"]], ["2", "3"], EQ, 2)
     assert f["t1->t2"]["wrong_to_right"]["mean"] == 0.5 and f["t1->t2"]["right_to_wrong"]["mean"] == 0.5
     assert f["turn_accuracy"]["t2"]["mean"] == 0.5
+
+
+async def test_questions_too_long_for_the_model_count_as_wrong_and_are_reported():
+    from app.evaluation.runner import EvalConfig, Item, evaluate
+    from tests.refine.test_loop import ContextLimited
+
+    long_q = "Sam has 3 apples. " * 40 + "How many apples does Sam have now?"
+    items = [Item("Sam has 3 apples. He buys 4 more. How many apples does Sam have now?", "7"), Item(long_q, "3")]
+    engine = ContextLimited(lambda _p, _j, _c: "3+4=7. The answer is 7.", limit=400)
+    cfg = EvalConfig(turns=2, seeds=(0,), parallel_samples=2)
+    result = await evaluate(engine, items, get_checker("synthetic"), cfg, progress=False)
+    seed = result["per_seed"]["0"]
+    assert seed["question_too_long"] == 1
+    assert result["summary"]["p1@t2"]["mean"] == 0.5 and result["summary"]["m1@t2"]["mean"] == 0.5
+    assert seed["flow"]["turn_accuracy"]["t2"]["mean"] == 0.5

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from app.answers.checker import get_checker
-from app.engines.base import SamplingParams
+from app.engines.base import PromptTooLongError, SamplingParams
 from app.refine.feedback import DEFAULT_FEEDBACK
 from app.refine.loop import RefineTimeout, build_prompt, reference_oracle, refine
 from app.refine.types import RefineConfig
@@ -114,6 +114,27 @@ async def test_deadline_keeps_finished_turns():
     assert r.stop_reason == "deadline" and len(r.turns) == 1
     with pytest.raises(RefineTimeout):
         await refine(engine, Q, CHECK, RefineConfig(max_turns=3), deadline=time.monotonic() + 0.05)
+
+
+class ContextLimited(FakeEngine):
+    """Refuses prompts longer than `limit` characters, as a real engine refuses long token lists."""
+
+    def __init__(self, respond, limit):
+        super().__init__(respond)
+        self.limit = limit
+
+    async def generate(self, prompts, params, on_delta=None):
+        if any(sum(len(m["content"]) for m in p) > self.limit for p in prompts):
+            raise PromptTooLongError("too long")
+        return await super().generate(prompts, params, on_delta)
+
+
+async def test_a_conversation_that_outgrows_the_context_keeps_its_turns():
+    engine = ContextLimited(scripted(["1", "2", "3", "4"]), limit=2 * len(Q) + 150)
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=4, window="full"))
+    assert r.stop_reason == "context_length" and 1 <= len(r.turns) < 4 and r.final_answer is not None
+    with pytest.raises(PromptTooLongError):  # not even the question fits: the caller hears it
+        await refine(ContextLimited(scripted(["1"]), limit=10), Q, CHECK, RefineConfig(max_turns=4))
 
 
 @pytest.mark.parametrize("kwargs,message", [
