@@ -1,6 +1,6 @@
 """`rise eval`: run the refinement loop over a dataset and compute the paper's metrics.
 
-    rise eval --model models/rise-synth --dataset synthetic --limit 1000 --seeds 2 --out runs/eval
+    rise eval --model models/rise-synth --dataset synthetic --limit 1000 --seeds 0 1 --out runs/eval
 """
 
 from __future__ import annotations
