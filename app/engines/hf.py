@@ -306,7 +306,10 @@ class HFEngine:
         tokens = torch.where(live, tokens, self.pad_id)
         dev = self.device
         mask = torch.cat([batch.mask, live.to(dev, batch.mask.dtype).view(-1, 1)], dim=1)
-        logits, cache = self._forward(tokens.view(-1, 1).to(dev), mask, batch.pos.view(-1, 1), batch.cache)
+        # a ready 4D additive mask: one query per row, so no causal part, and transformers skips building one
+        additive = torch.zeros(mask.shape, dtype=self.model.dtype, device=dev).masked_fill_(
+            mask == 0, torch.finfo(self.model.dtype).min)[:, None, None, :]
+        logits, cache = self._forward(tokens.view(-1, 1).to(dev), additive, batch.pos.view(-1, 1), batch.cache)
         batch.mask, batch.logits, batch.cache = mask, logits, cache
         batch.pos = batch.pos + 1
 
