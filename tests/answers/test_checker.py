@@ -60,3 +60,12 @@ def test_equivalence(a, b, same):
 def test_unknown_family_is_rejected():
     with pytest.raises(ValueError, match="unknown task family"):
         get_checker("chess")
+
+
+@pytest.mark.parametrize("a,b", [("18", "18.0"), ("007", "7"), ("-3", "3"), ("2.50", "2.5"), ("-0", "0"),
+                                 ("1562", "1652"), ("100", "1e2"), ("0.1", ".1")])
+def test_plain_numeral_fast_path_agrees_with_math_verify(a, b):
+    from app.answers.checker import _equivalent
+
+    for family in ("synthetic", "gsm8k", "math"):
+        assert get_checker(family).equivalent(a, b) == _equivalent(a, b), (family, a, b)
