@@ -34,7 +34,7 @@ from app.engines.base import (
     encode_chat,
 )
 from app.engines.hf_batch import Row, RunningBatch
-from app.engines.prefix_cache import KV, PrefixCache
+from app.engines.prefix_cache import PrefixCache
 from app.engines.sampling import sample_next
 
 log = logging.getLogger(__name__)
@@ -274,9 +274,9 @@ class HFEngine:
                 for (ks, vs), (k, v) in zip(past, entry.kv if n else ()):
                     ks[u, :, past_w - n:] = k[:, :n]
                     vs[u, :, past_w - n:] = v[:, :n]
-        logits, cache = self._forward(ids.to(dev), mask.to(dev), pos.to(dev), DynamicCache(past) if past else None)
-        kv = [(layer[0], layer[1]) for layer in cache]
         mask = mask.to(dev)
+        logits, cache = self._forward(ids.to(dev), mask, pos.to(dev), DynamicCache(past) if past else None)
+        kv = [(layer[0], layer[1]) for layer in cache]
         for u, p in enumerate(prompts):  # later prompts (and the next turn) may start with this one
             cols = mask[u].bool()
             self.prefix_cache.insert(p, [(k[u][:, cols], v[u][:, cols]) for k, v in kv])
@@ -296,12 +296,10 @@ class HFEngine:
                 if r.finish is not None and r.finish != "abort":
                     self.prefix_cache.insert(*batch.row_kv(b))  # prompt + answer: the next turn's prefix
         if not batch.live:
-            batch.__init__()
+            batch.reset()
             return
         if len(batch) - batch.live > max(1, len(batch) // 4):
-            keep = [b for b, r in enumerate(batch.rows) if r.finish is None]
-            batch.compact()
-            tokens = tokens[keep]
+            tokens = tokens[batch.compact()]
         live = torch.tensor([r.finish is None for r in batch.rows])
         tokens = torch.where(live, tokens, self.pad_id)
         dev = self.device

@@ -58,11 +58,11 @@ if DynamicLayer is not None:
     class BufferLayer(DynamicLayer):
         """A DynamicLayer whose keys and values are views into buffers with spare columns."""
 
-        def __init__(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        def __init__(self, k: torch.Tensor, v: torch.Tensor, used: int) -> None:
             super().__init__()
             self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
             self._k, self._v = k, v
-            self.keys, self.values = k[:, :, :0], v[:, :, :0]
+            self.keys, self.values = k[:, :, :used], v[:, :, :used]
 
         def update(self, key_states, value_states, *args, **kwargs):
             n, new = self.keys.shape[-2], key_states.shape[-2]
@@ -104,9 +104,7 @@ def build_cache(parts: list[KV], widths: list[int], width: int) -> DynamicCache:
                 k[at:at + n, :, :width - w] = 0
                 v[at:at + n, :, :width - w] = 0
             at += n
-        layer = BufferLayer(k, v)
-        layer.keys, layer.values = k[:, :, :width], v[:, :, :width]
-        layers.append(layer)
+        layers.append(BufferLayer(k, v, width))
     cache = DynamicCache()
     cache.layers = layers
     return cache
@@ -114,6 +112,9 @@ def build_cache(parts: list[KV], widths: list[int], width: int) -> DynamicCache:
 
 class RunningBatch:
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.rows: list[Row] = []  # finished rows stay (masked out) until the next rebuild
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, width], 1 where a column holds a token
@@ -133,43 +134,35 @@ class RunningBatch:
 
     def add(self, rows: list[Row], kv: KV, mask: torch.Tensor, pos: torch.Tensor, logits: torch.Tensor) -> None:
         """Rebuild the batch as its unfinished rows plus freshly prefilled ones (one copy)."""
-        parts, widths, masks, poss, logitss, kept = [], [], [], [], [], []
-        if self.rows:
-            keep = [b for b, r in enumerate(self.rows) if r.finish is None]
-            if keep:
-                idx = torch.tensor(keep, device=self.mask.device)
-                m = self.mask.index_select(0, idx)
-                w = _used_width(m)
-                parts.append([(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.kv])
-                widths.append(w)
-                masks.append(m[:, m.shape[1] - w:])
-                poss.append(self.pos.index_select(0, idx))
-                logitss.append(self.logits.index_select(0, idx))
-                kept = [self.rows[b] for b in keep]
-        parts.append(kv)
-        widths.append(mask.shape[1])
-        masks.append(mask)
-        poss.append(pos)
-        logitss.append(logits)
+        self._rebuild((list(rows), kv, mask.shape[1], mask, pos, logits))
+
+    def compact(self) -> list[int]:
+        """Drop finished rows now (when too many of them ride along); returns the kept rows' old indices."""
+        return self._rebuild(None)
+
+    def _rebuild(self, new: tuple | None) -> list[int]:
+        """The unfinished rows (trimmed to the columns they use), then `new` (rows, kv, width, mask,
+        pos, logits), in fresh buffers; returns the old indices of the rows kept."""
+        keep = [b for b, r in enumerate(self.rows) if r.finish is None]
+        blocks = []
+        if keep:
+            idx = torch.tensor(keep, device=self.mask.device)
+            m = self.mask.index_select(0, idx)
+            w = _used_width(m)
+            blocks.append(([self.rows[b] for b in keep], [(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.kv],
+                           w, m[:, m.shape[1] - w:], self.pos.index_select(0, idx), self.logits.index_select(0, idx)))
+        if new is not None:
+            blocks.append(new)
+        if not blocks:
+            self.reset()
+            return keep
+        rows, kvs, widths, masks, poss, logitss = zip(*blocks)
         width = max(widths)
-        self.cache = build_cache(parts, widths, width)
+        self.cache = build_cache(list(kvs), list(widths), width)
         self.mask = torch.cat([_left_pad(m, width) for m in masks])
         self.pos, self.logits = torch.cat(poss), torch.cat(logitss)
-        self.rows = kept + list(rows)
-
-    def compact(self) -> None:
-        """Drop finished rows now (when too many of them ride along)."""
-        keep = [b for b, r in enumerate(self.rows) if r.finish is None]
-        if not keep:
-            self.__init__()
-            return
-        idx = torch.tensor(keep, device=self.mask.device)
-        m = self.mask.index_select(0, idx)
-        w = _used_width(m)
-        self.cache = build_cache([[(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.kv]], [w], w)
-        self.mask = m[:, m.shape[1] - w:]
-        self.pos, self.logits = self.pos.index_select(0, idx), self.logits.index_select(0, idx)
-        self.rows = [self.rows[b] for b in keep]
+        self.rows = [r for block in rows for r in block]
+        return keep
 
     def row_kv(self, b: int) -> tuple[list[int], KV]:
         """Row b's tokens in the cache and their KV, gaps removed: [heads, tokens, head_dim] per layer."""
