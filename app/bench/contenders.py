@@ -12,11 +12,6 @@ same held-out problems (RISE's protocol: the same feedback every turn, the `last
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,13 +21,12 @@ import httpx
 import torch
 
 from app.answers.checker import get_checker
+from app.api import launch
 from app.bench.load import Outcome
 from app.engines.base import SamplingParams
 from app.refine.feedback import render_feedback
 from app.refine.loop import refine
 from app.refine.types import DEFAULT_FEEDBACK, RefineConfig
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Naive:
@@ -118,32 +112,13 @@ class Served:
                  engine: str = "hf", max_batch_size: int = 32, clients: int = 32, env: dict | None = None) -> None:
         self.name = "rise-serve" if engine == "hf" else f"rise-serve-{engine}"
         self.questions, self.turns, self.max_tokens = questions, turns, max_tokens
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"rise-bench-{port}.log"
-        env = {**os.environ, "RISE_MODEL": model, "RISE_ENGINE": engine, "RISE_MAX_BATCH_SIZE": str(max_batch_size),
+        env = {"RISE_MODEL": model, "RISE_ENGINE": engine, "RISE_MAX_BATCH_SIZE": str(max_batch_size),
                "RISE_MAX_IN_FLIGHT": str(max(64, clients)), "RISE_LOG_LEVEL": "warning", **(env or {})}
         if device:
             env["RISE_DEVICE"] = device
-        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                     env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        self._wait_ready()
+        self.proc, self.url, self.log = launch.start(env, timeout=600, log_name="rise-bench")
         self.client = httpx.AsyncClient(base_url=self.url, timeout=600,
                                         limits=httpx.Limits(max_connections=clients + 4))
-
-    def _wait_ready(self, timeout: float = 600) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rise serve exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.proc.kill()
-        raise RuntimeError(f"rise serve did not become ready: {self.log.read_text()[-2000:]}")
 
     async def send(self, i: int) -> Outcome:
         start = time.perf_counter()
@@ -163,14 +138,4 @@ class Served:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.proc.wait, 60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        await asyncio.to_thread(launch.stop, self.proc, 60)
