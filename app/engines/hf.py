@@ -2,9 +2,9 @@
 
 Concurrent callers' prompts are queued; a scheduler thread runs one batch of sequences (up to
 `max_batch_size`) step by step. Between two decode steps waiting sequences join (their prompts
-prefilled as a group, each distinct prompt once, after its longest prefix in the prefix cache) and
-finished ones leave (their prompt + answer KV kept for the next turn). Each sequence has its own
-sampling settings, seed, stop strings and token budget.
+prefilled as a group straight into their KV slots, each distinct prompt once, after its longest
+prefix in the prefix cache) and finished ones leave (their prompt + answer KV kept for the next turn).
+Each sequence has its own sampling settings, seed, stop strings and token budget.
 
     python -m app.engines.hf models/rise-synth "Sam has 3 apples. He buys 4 more. How many apples does Sam have now?"
 """
@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from transformers import DynamicCache
-
 from app.engines.base import (
     Completion,
     Conversation,
@@ -33,7 +31,7 @@ from app.engines.base import (
     SamplingParams,
     encode_chat,
 )
-from app.engines.hf_batch import Row, RunningBatch
+from app.engines.hf_batch import Plan, Row, RunningBatch
 from app.engines.prefix_cache import PrefixCache
 from app.engines.sampling import sample_next
 
@@ -86,6 +84,7 @@ class HFEngine:
         forward_params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
         self._forward_kw = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
+        self._kv_shapes: list[tuple[int, int]] = []  # each layer's KV (heads, head_dim), found by the scheduler
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
         self.join_wait_s = join_wait_s
         self.join_fraction = 4  # join once the waiting rows are a quarter of the batch
@@ -165,10 +164,12 @@ class HFEngine:
 
     def _serve(self) -> None:
         torch.set_grad_enabled(False)
-        batch = RunningBatch()
+        probe = self.model(input_ids=torch.tensor([[self.pad_id]], device=self.device), use_cache=True)
+        self._kv_shapes = [(layer.keys.shape[1], layer.keys.shape[3]) for layer in getattr(probe, self._cache_kw).layers]
+        batch = self._new_batch()
         while True:
             self._flush()
-            joining = self._admit(batch.live)
+            joining = self._admit(len(batch))
             if joining is None:
                 for r in batch.rows:
                     if r.finish is None:
@@ -177,12 +178,12 @@ class HFEngine:
                 return
             try:
                 if joining:
-                    batch.add(joining, *self._prefill(joining))
-                    self.batch_sizes.append(batch.live)
+                    self._prefill(batch, joining)
+                    self.batch_sizes.append(len(batch))
                     del self.batch_sizes[:-1000]
                     if self.on_batch is not None:
-                        self.on_batch(batch.live)
-                if batch.live:
+                        self.on_batch(len(batch))
+                if len(batch):
                     self._step(batch)
             except Exception as e:  # noqa: BLE001 - one bad batch must not kill the engine
                 log.exception("batch of %d failed", len(batch) + len(joining))
@@ -190,13 +191,16 @@ class HFEngine:
                     if r.finish is None:
                         r.finish = "abort"
                         r.deliver(EngineError(f"generation failed: {type(e).__name__}: {e}"))
-                batch = RunningBatch()
+                batch = self._new_batch()
+
+    def _new_batch(self) -> RunningBatch:
+        return RunningBatch(self.max_batch_size, self._kv_shapes, self.model.dtype, self.device, self._info.max_context)
 
     def _admit(self, running: int) -> list[Row] | None:
         """Rows to join the batch now. An idle engine blocks for one and gathers whoever comes
         within `batch_wait_s`. A running batch takes the waiting rows once there are enough of them
         (a quarter of the batch) or the oldest has waited `join_wait_s`: each join costs a prefill
-        call and a rebuild of the batch's KV, so joins are grouped. None: the engine is closing."""
+        call, so joins are grouped. None: the engine is closing."""
         if not running and not self._waiting and not self._closing:
             self._take(self._queue.get())
             deadline = time.monotonic() + self.batch_wait_s
@@ -244,72 +248,76 @@ class HFEngine:
         else:
             self._waiting.append(row)
 
-    def _prefill(self, rows: list[Row]):
-        """Prefill the joining rows' prompts as one group: each distinct prompt once (n samples and
-        identical prompts share it), starting after its longest cached prefix."""
-        dev = self.device
+    def _prefill(self, batch: RunningBatch, rows: list[Row]) -> None:
+        """Prefill the joining rows' prompts as one group into the batch's next free slots: each
+        distinct prompt once (n samples and identical prompts share it), after its longest cached prefix."""
+        dev, lo = self.device, len(batch)
         distinct: dict[tuple[int, ...], int] = {}
         for r in rows:
             distinct.setdefault(tuple(r.ids), len(distinct))
         prompts = list(distinct)
-        hits = [self.prefix_cache.lookup(p) for p in prompts]
-        reuse = [min(n, len(p) - 1) for p, (_, n) in zip(prompts, hits)]  # at least one token to run
-        past_w = max(reuse)
-        new_w = max(len(p) - n for p, n in zip(prompts, reuse))
+        hits = [self.prefix_cache.lookup(p, limit=len(p) - 1) for p in prompts]  # at least one token to run
+        reuse = [n for _, n in hits]
+        lens = [len(p) for p in prompts]
+        batch.reserve(max(lens))
+        new_w = max(n - k for n, k in zip(lens, reuse))
         ids = torch.full((len(prompts), new_w), self.pad_id, dtype=torch.long)
         pos = torch.zeros((len(prompts), new_w), dtype=torch.long)
-        mask = torch.zeros((len(prompts), past_w + new_w), dtype=torch.long)
-        for u, (p, n) in enumerate(zip(prompts, reuse)):
-            fresh = len(p) - n
+        cols = torch.full((len(prompts), new_w), batch.trash, dtype=torch.long)
+        for u, (p, n, (entry, _)) in enumerate(zip(prompts, reuse, hits)):
+            if n:
+                batch.write_prefix(lo + u, entry.kv, n)
+            fresh = len(p) - n  # right-aligned: every row's last token is the last position
             ids[u, new_w - fresh:] = torch.tensor(p[n:])
-            pos[u, new_w - fresh:] = torch.arange(n, len(p))
-            mask[u, past_w - n:past_w] = 1
-            mask[u, past_w + new_w - fresh:] = 1
-        past = None
-        if past_w:  # each prompt's cached prefix, right-aligned in `past_w` columns
-            layers = next(e for e, _ in hits if e is not None).kv
-            past = [(k.new_zeros((len(prompts), k.shape[0], past_w, k.shape[2])),
-                     v.new_zeros((len(prompts), v.shape[0], past_w, v.shape[2]))) for k, v in layers]
-            for u, ((entry, _), n) in enumerate(zip(hits, reuse)):
-                for (ks, vs), (k, v) in zip(past, entry.kv if n else ()):
-                    ks[u, :, past_w - n:] = k[:, :n]
-                    vs[u, :, past_w - n:] = v[:, :n]
-        mask = mask.to(dev)
-        logits, cache = self._forward(ids.to(dev), mask, pos.to(dev), DynamicCache(past) if past else None)
-        kv = [(layer[0], layer[1]) for layer in cache]
+            pos[u, new_w - fresh:] = cols[u, new_w - fresh:] = torch.arange(n, len(p))
+        width = max(lens)
+        pos = pos.to(dev)
+        batch.plan = Plan(lo, lo + len(prompts), cols.to(dev), width)
+        logits, _ = self._forward(ids.to(dev), self._mask(pos, width), pos, batch.cache)
         for u, p in enumerate(prompts):  # later prompts (and the next turn) may start with this one
-            cols = mask[u].bool()
-            self.prefix_cache.insert(p, [(k[u][:, cols], v[u][:, cols]) for k, v in kv])
-        index = torch.tensor([distinct[tuple(r.ids)] for r in rows], device=dev)
-        if len(index) != len(prompts) or bool((index != torch.arange(len(prompts), device=dev)).any()):
-            kv = [(k.index_select(0, index), v.index_select(0, index)) for k, v in kv]
-            mask, logits = mask.index_select(0, index), logits.index_select(0, index)
-        next_pos = torch.tensor([len(r.ids) for r in rows], device=dev)
-        return kv, mask, next_pos, logits
+            self.prefix_cache.insert(p, [(k[lo + u, :, :len(p)], v[lo + u, :, :len(p)]) for k, v in zip(batch.k, batch.v)])
+        firsts, extra, extra_logits = {}, [], []
+        for r in rows:  # the first row of each prompt has its slot; the others get a copy of it
+            u = distinct[tuple(r.ids)]
+            if u not in firsts:
+                firsts[u] = r
+            else:
+                batch.copy_slot(lo + u, lo + len(prompts) + len(extra), lens[u])
+                extra.append((r, lens[u]))
+                extra_logits.append(u)
+        if extra_logits:
+            logits = torch.cat([logits, logits[torch.tensor(extra_logits, device=dev)]])
+        batch.extend([firsts[u] for u in range(len(prompts))] + [r for r, _ in extra], lens + [n for _, n in extra], logits)
 
     def _step(self, batch: RunningBatch) -> None:
-        """Sample one token for every live row, retire the finished ones, run the rest one step."""
-        tokens = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows])
+        """Sample one token for every row, let the finished rows leave, run the rest one step."""
+        tokens = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows]).tolist()
+        gone = []
         for b, r in enumerate(batch.rows):
-            if r.finish is None:
-                self._advance(r, int(tokens[b]))
-                if r.finish is not None and r.finish != "abort":
+            self._advance(r, tokens[b])
+            if r.finish is not None:
+                gone.append(b)
+                if r.finish != "abort":
                     self.prefix_cache.insert(*batch.row_kv(b))  # prompt + answer: the next turn's prefix
-        if not batch.live:
-            batch.reset()
+        if gone:
+            tokens = [tokens[b] for b in batch.remove(gone)]
+        if not len(batch):
             return
-        if len(batch) - batch.live > max(1, len(batch) // 4):
-            tokens = tokens[batch.compact()]
-        live = torch.tensor([r.finish is None for r in batch.rows])
-        tokens = torch.where(live, tokens, self.pad_id)
-        dev = self.device
-        mask = torch.cat([batch.mask, live.to(dev, batch.mask.dtype).view(-1, 1)], dim=1)
-        # a ready 4D additive mask: one query per row, so no causal part, and transformers skips building one
-        additive = torch.zeros(mask.shape, dtype=self.model.dtype, device=dev).masked_fill_(
-            mask == 0, torch.finfo(self.model.dtype).min)[:, None, None, :]
-        logits, cache = self._forward(tokens.view(-1, 1).to(dev), additive, batch.pos.view(-1, 1), batch.cache)
-        batch.mask, batch.logits, batch.cache = mask, logits, cache
-        batch.pos = batch.pos + 1
+        dev, width = self.device, max(batch.lens) + 1
+        batch.reserve(width)
+        pos = torch.tensor(batch.lens, device=dev).view(-1, 1)
+        batch.plan = Plan(0, len(batch), pos, width)
+        ids = torch.tensor(tokens, device=dev).view(-1, 1)
+        batch.logits, _ = self._forward(ids, self._mask(pos, width), pos, batch.cache)
+        batch.lens = [n + 1 for n in batch.lens]
+
+    def _mask(self, pos: torch.Tensor, width: int) -> torch.Tensor:
+        """A ready 4D additive mask [rows, 1, queries, width]: a query at position p sees columns
+        0..p of its own slot (so transformers builds none)."""
+        dtype = self.model.dtype
+        allowed = torch.arange(width, device=pos.device).view(1, 1, -1) <= pos.unsqueeze(-1)
+        return torch.zeros(allowed.shape, dtype=dtype, device=pos.device).masked_fill_(
+            ~allowed, torch.finfo(dtype).min).unsqueeze(1)
 
     def _forward(self, ids, mask, pos, cache=None):
         """One model call over `cache` (None: no past); returns the last position's logits and the

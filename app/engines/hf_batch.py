@@ -1,16 +1,13 @@
-"""The running batch of the embedded engine: the sequences decoding together and their KV.
+"""The running batch of the embedded engine: the sequences decoding together and their KV in slots.
 
-Sequences join between decode steps (their prompts prefilled as a group, reusing cached prefixes)
-and leave as soon as they finish, so nobody waits for the slowest sequence of a fixed batch.
-Per layer the keys and values are [rows, heads, width, head_dim]; `mask` [rows, width] marks which
-columns hold a row's tokens (rows are right-aligned; shorter rows have padding on the left, and a
-row prefilled after a cached prefix may have a gap between the two). Attention follows the mask and
-RoPE follows explicit position ids, so neither padding nor gaps change what a row computes.
+Every sequence owns one slot of per-layer buffers [slots, heads, columns, head_dim]; its tokens sit
+left-aligned at columns 0..len-1, so a token's column is its position. The live sequences fill slots
+0..n-1: a joining sequence is prefilled straight into the next free slot (after copying its cached
+prefix there), and a finished one leaves by moving the last sequence into its slot (one sequence's
+columns copied, never the batch). A decode step writes each row's new key and value at its own column
+and attends over columns 0..max(len) with a mask that hides each row's columns past its length.
 
-The KV lives in buffers with room on the right: a decode step writes its column in place instead
-of copying the whole cache (transformers' DynamicCache concatenates, a full copy per step). A
-finished row stays in the batch, masked out, until the next join rebuilds the buffers without it
-(or too many rows are finished): one copy per join instead of one per step and per leave.
+    pytest tests/engines/test_hf_batching.py
 """
 
 from __future__ import annotations
@@ -22,16 +19,13 @@ from typing import Callable
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from app.engines.base import SamplingParams
 from app.engines.prefix_cache import KV
 
-try:  # transformers >= 4.56 builds caches from layers
-    from transformers.cache_utils import DynamicLayer
-except ImportError:  # pragma: no cover - older transformers: rebuild a DynamicCache per step
-    DynamicLayer = None
-
-ROOM = 64  # spare columns per buffer; it doubles when full
+MIN_COLUMNS = 256  # the buffers' first width; they grow by GROW columns as sequences grow, up to the context
+GROW = 128
 
 
 @dataclass(eq=False)
@@ -53,138 +47,118 @@ class Row:
     finish: str | None = None
 
 
-if DynamicLayer is not None:
+@dataclass
+class Plan:
+    """What the next forward call touches: slots lo..hi-1 read up to `width` columns; the new
+    tokens' keys and values go to column cols[r, t] of slot lo + r."""
 
-    class BufferLayer(DynamicLayer):
-        """A DynamicLayer whose keys and values are views into buffers with spare columns."""
-
-        def __init__(self, k: torch.Tensor, v: torch.Tensor, used: int) -> None:
-            super().__init__()
-            self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
-            self._k, self._v = k, v
-            self.keys, self.values = k[:, :, :used], v[:, :, :used]
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            n, new = self.keys.shape[-2], key_states.shape[-2]
-            if n + new > self._k.shape[-2]:
-                self._k, self._v = _grow(self._k, n, n + new), _grow(self._v, n, n + new)
-            self._k[:, :, n:n + new] = key_states
-            self._v[:, :, n:n + new] = value_states
-            self.keys, self.values = self._k[:, :, :n + new], self._v[:, :, :n + new]
-            return self.keys, self.values
+    lo: int
+    hi: int
+    cols: torch.Tensor  # [hi - lo, new tokens]
+    width: int
 
 
-def _grow(buf: torch.Tensor, used: int, need: int) -> torch.Tensor:
-    bigger = buf.new_zeros((*buf.shape[:2], max(need + ROOM, 2 * buf.shape[2]), buf.shape[3]))
-    bigger[:, :, :used] = buf[:, :, :used]
-    return bigger
+class SlotLayer(DynamicLayer):
+    """One layer's KV buffers, written and read as the batch's current `Plan` says."""
 
+    def __init__(self, batch: "RunningBatch", i: int) -> None:
+        super().__init__()
+        self.batch, self.i = batch, i
+        k = batch.k[i]
+        self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
+        self.keys = self.values = k[:0, :, :0]
 
-def build_cache(parts: list[KV], widths: list[int], width: int) -> DynamicCache:
-    """One cache holding the row blocks `parts` (each per layer [rows, heads, w, dim], its used
-    columns the last `w`), right-aligned in `width` columns plus room to grow."""
-    if DynamicLayer is None:  # pragma: no cover
-        return DynamicCache([(torch.cat([_left_pad(p[i][0], width) for p in parts]),
-                              torch.cat([_left_pad(p[i][1], width) for p in parts])) for i in range(len(parts[0]))])
-    layers = []
-    rows = sum(p[0][0].shape[0] for p in parts)
-    for i in range(len(parts[0])):
-        k0 = parts[0][i][0]
-        # uninitialised memory: zero what attention may read unwritten (left padding); the spare
-        # columns on the right are written before they are read
-        k = k0.new_empty((rows, k0.shape[1], width + ROOM, k0.shape[3]))
-        v = torch.empty_like(k)
-        at = 0
-        for p, w in zip(parts, widths):
-            pk, pv = p[i]
-            n = pk.shape[0]
-            k[at:at + n, :, width - w:width] = pk[:, :, pk.shape[2] - w:]
-            v[at:at + n, :, width - w:width] = pv[:, :, pv.shape[2] - w:]
-            if w < width:
-                k[at:at + n, :, :width - w] = 0
-                v[at:at + n, :, :width - w] = 0
-            at += n
-        layers.append(BufferLayer(k, v, width))
-    cache = DynamicCache()
-    cache.layers = layers
-    return cache
+    def update(self, key_states, value_states, *args, **kwargs):
+        b, p = self.batch, self.batch.plan
+        k, v = b.k[self.i], b.v[self.i]
+        slots = torch.arange(p.lo, p.hi, device=k.device)[:, None]
+        k[slots, :, p.cols] = key_states.transpose(1, 2)  # [rows, tokens, heads, dim] at (slot, column)
+        v[slots, :, p.cols] = value_states.transpose(1, 2)
+        self.keys, self.values = k[p.lo:p.hi, :, :p.width], v[p.lo:p.hi, :, :p.width]
+        return self.keys, self.values
 
 
 class RunningBatch:
-    def __init__(self) -> None:
-        self.reset()
+    """Rows 0..n-1 are the live sequences; `lens[r]` tokens of row r are in its slot."""
 
-    def reset(self) -> None:
-        self.rows: list[Row] = []  # finished rows stay (masked out) until the next rebuild
-        self.cache: DynamicCache | None = None
-        self.mask: torch.Tensor | None = None  # [rows, width], 1 where a column holds a token
-        self.pos: torch.Tensor | None = None  # [rows], the position id of each row's next token
+    def __init__(self, slots: int, shapes: list[tuple[int, int]], dtype: torch.dtype, device: torch.device,
+                 max_columns: int) -> None:
+        self.slots, self.shapes, self.dtype, self.device = slots, shapes, dtype, device
+        self.max_columns = max_columns + 1  # the last column takes the writes of padding tokens
+        self.k: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
+        self.plan: Plan | None = None
+        self.cache = DynamicCache()
+        self.rows: list[Row] = []
+        self.lens: list[int] = []
         self.logits: torch.Tensor | None = None  # [rows, vocab], each row's next-token logits
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @property
-    def live(self) -> int:
-        return sum(r.finish is None for r in self.rows)
+    def columns(self) -> int:
+        return self.k[0].shape[2] if self.k else 0
 
     @property
-    def kv(self) -> KV:
-        return [(layer[0], layer[1]) for layer in self.cache] if self.cache is not None else []
+    def trash(self) -> int:
+        """A column no sequence uses: padding tokens write their keys and values there."""
+        return self.columns - 1
 
-    def add(self, rows: list[Row], kv: KV, mask: torch.Tensor, pos: torch.Tensor, logits: torch.Tensor) -> None:
-        """Rebuild the batch as its unfinished rows plus freshly prefilled ones (one copy)."""
-        self._rebuild((list(rows), kv, mask.shape[1], mask, pos, logits))
+    def reserve(self, width: int) -> None:
+        """Make room for `width` columns per slot (plus the padding column)."""
+        if width + 1 <= self.columns:
+            return
+        cols = min(self.max_columns, max(MIN_COLUMNS, -(-(width + 1 + GROW) // GROW) * GROW))
+        if width + 1 > cols:
+            raise ValueError(f"{width} columns exceed the context")
+        grown_k, grown_v = [], []
+        for i, (heads, dim) in enumerate(self.shapes):
+            k = torch.zeros((self.slots, heads, cols, dim), dtype=self.dtype, device=self.device)
+            v = torch.zeros_like(k)
+            if self.k:
+                used = self.columns - 1
+                k[:, :, :used], v[:, :, :used] = self.k[i][:, :, :used], self.v[i][:, :, :used]
+            grown_k.append(k)
+            grown_v.append(v)
+        self.k, self.v = grown_k, grown_v
+        self.cache.layers = [SlotLayer(self, i) for i in range(len(self.shapes))]
 
-    def compact(self) -> list[int]:
-        """Drop finished rows now (when too many of them ride along); returns the kept rows' old indices."""
-        return self._rebuild(None)
+    def write_prefix(self, slot: int, kv: KV, n: int) -> None:
+        """Copy the first `n` tokens of a cached entry's KV into `slot`."""
+        for i, (k, v) in enumerate(kv):
+            self.k[i][slot, :, :n] = k[:, :n]
+            self.v[i][slot, :, :n] = v[:, :n]
 
-    def _rebuild(self, new: tuple | None) -> list[int]:
-        """The unfinished rows (trimmed to the columns they use), then `new` (rows, kv, width, mask,
-        pos, logits), in fresh buffers; returns the old indices of the rows kept."""
-        keep = [b for b, r in enumerate(self.rows) if r.finish is None]
-        blocks = []
-        if keep:
-            idx = torch.tensor(keep, device=self.mask.device)
-            m = self.mask.index_select(0, idx)
-            w = _used_width(m)
-            blocks.append(([self.rows[b] for b in keep], [(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.kv],
-                           w, m[:, m.shape[1] - w:], self.pos.index_select(0, idx), self.logits.index_select(0, idx)))
-        if new is not None:
-            blocks.append(new)
-        if not blocks:
-            self.reset()
-            return keep
-        rows, kvs, widths, masks, poss, logitss = zip(*blocks)
-        width = max(widths)
-        self.cache = build_cache(list(kvs), list(widths), width)
-        self.mask = torch.cat([_left_pad(m, width) for m in masks])
-        self.pos, self.logits = torch.cat(poss), torch.cat(logitss)
-        self.rows = [r for block in rows for r in block]
-        return keep
+    def copy_slot(self, src: int, dst: int, n: int) -> None:
+        for k, v in zip(self.k, self.v):
+            k[dst, :, :n] = k[src, :, :n]
+            v[dst, :, :n] = v[src, :, :n]
 
-    def row_kv(self, b: int) -> tuple[list[int], KV]:
-        """Row b's tokens in the cache and their KV, gaps removed: [heads, tokens, head_dim] per layer."""
-        cols = self.mask[b].bool()
-        r = self.rows[b]
-        n = int(cols.sum())
-        tokens = (r.ids + r.out)[:n]
-        return tokens, [(k[b][:, cols], v[b][:, cols]) for k, v in self.kv]
+    def extend(self, rows: list[Row], lens: list[int], logits: torch.Tensor) -> None:
+        """Rows whose KV is already in the next free slots join the batch."""
+        self.rows += rows
+        self.lens += lens
+        self.logits = logits if self.logits is None or not len(self.logits) else torch.cat([self.logits, logits])
 
+    def remove(self, gone: list[int]) -> list[int]:
+        """Drop rows `gone`, moving the last rows into their slots; returns, for each row now,
+        the index it had before (to reorder per-row tensors the same way)."""
+        order = list(range(len(self.rows)))
+        for r in sorted(gone, reverse=True):
+            last = len(self.rows) - 1
+            if r != last:
+                self.copy_slot(last, r, self.lens[last])
+                self.rows[r], self.lens[r], order[r] = self.rows[last], self.lens[last], order[last]
+            self.rows.pop()
+            self.lens.pop()
+            order.pop()
+        if self.logits is not None:
+            self.logits = self.logits[torch.tensor(order, device=self.logits.device)] if order else None
+        return order
 
-def _used_width(mask: torch.Tensor) -> int:
-    """Columns from the first one any row uses to the end."""
-    used = mask.any(dim=0).nonzero()
-    return mask.shape[1] - int(used[0]) if len(used) else 0
-
-
-def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
-    """Pad dim -1 (a mask) or dim -2 (keys/values) on the left to `width` with zeros."""
-    dim = -1 if t.dim() == 2 else -2
-    missing = width - t.shape[dim]
-    if missing == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([t.new_zeros(shape), t], dim=dim)
+    def row_kv(self, r: int) -> tuple[list[int], KV]:
+        """Row r's tokens in its slot and their KV ([heads, tokens, head_dim] views per layer)."""
+        n = self.lens[r]
+        row = self.rows[r]
+        return (row.ids + row.out)[:n], [(k[r, :, :n], v[r, :, :n]) for k, v in zip(self.k, self.v)]

@@ -52,9 +52,10 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._lru)
 
-    def lookup(self, tokens: Sequence[int], *, count: bool = True) -> tuple[Entry | None, int]:
+    def lookup(self, tokens: Sequence[int], *, count: bool = True, limit: int | None = None) -> tuple[Entry | None, int]:
         """The entry sharing the longest prefix with `tokens` (whole blocks, then token by token),
-        and the length of that prefix; (None, 0) when not even one block matches."""
+        and the length of that prefix, at most `limit` (a prompt must run at least its last token);
+        (None, 0) when not even one block matches."""
         best, n = None, 0
         for i, h in enumerate(_chain(tokens)):
             holders = self._blocks.get(h)
@@ -64,10 +65,12 @@ class PrefixCache:
         if best is not None and tuple(tokens[:n]) != best.tokens[:n]:  # a hash collision: no reuse
             best, n = None, 0
         if best is not None:
-            limit = min(len(tokens), len(best.tokens))
-            while n < limit and best.tokens[n] == tokens[n]:
+            end = min(len(tokens), len(best.tokens))
+            while n < end and best.tokens[n] == tokens[n]:
                 n += 1
             self._lru.move_to_end(id(best))
+            if limit is not None:
+                n = min(n, limit)
         if count:
             self.stats.lookups += 1
             self.stats.prompt_tokens += len(tokens)
@@ -85,7 +88,8 @@ class PrefixCache:
             return  # already covered by an entry at least this long
         if old is not None and n == len(old.tokens):
             self._remove(old)  # the new entry extends it
-        kv = [(k[:, : len(tokens)].contiguous(), v[:, : len(tokens)].contiguous()) for k, v in kv]
+        keep = dict(memory_format=torch.contiguous_format)  # a copy: `kv` may view buffers that get reused
+        kv = [(k[:, : len(tokens)].clone(**keep), v[:, : len(tokens)].clone(**keep)) for k, v in kv]
         nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
         if nbytes > self.max_bytes:
             return

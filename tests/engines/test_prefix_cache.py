@@ -66,3 +66,11 @@ def test_disabled_cache_stores_nothing():
     a = list(range(40))
     cache.insert(a, kv_for(a))
     assert len(cache) == 0 and cache.lookup(a) == (None, 0)
+
+
+def test_a_limited_lookup_counts_only_the_tokens_it_reuses():
+    cache = PrefixCache(10**6)
+    a = list(range(100, 140))
+    cache.insert(a, kv_for(a))
+    entry, n = cache.lookup(a, limit=len(a) - 1)  # a prompt identical to an entry still runs its last token
+    assert entry is not None and n == len(a) - 1 and cache.stats.hit_tokens == len(a) - 1
