@@ -79,20 +79,27 @@ async def run_mapped(coro: Awaitable, param: str = "question", model: str = "", 
 
 
 async def until_disconnect(request, coro: Awaitable, model: str, route: str):
-    """Await `coro`, cancelling it (and the engine work under it) if the client goes away."""
+    """Await `coro`, cancelling it (and the engine work under it) if the client goes away. The body
+    is read by now, so the next ASGI message is `http.disconnect`: one waiting task per request
+    instead of polling (starlette's `is_disconnected` costs a cancel scope per poll)."""
     task = asyncio.ensure_future(coro)
+    gone = asyncio.ensure_future(_disconnected(request))
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=0.25)
-            if done:
-                return task.result()
-            if await request.is_disconnected():
-                task.cancel()
-                metrics.CANCELLED.labels(model, route).inc()
-                raise ApiError(499, "client closed the request", code="client_closed")
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        metrics.CANCELLED.labels(model, route).inc()
+        raise ApiError(499, "client closed the request", code="client_closed")
     finally:
-        if not task.done():
-            task.cancel()
+        for t in (task, gone):
+            if not t.done():
+                t.cancel()
+
+
+async def _disconnected(request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def record(model: str, results, config: RefineConfig, checker, question: str | None = None) -> None:

@@ -177,3 +177,18 @@ def test_sigterm_drains_in_flight_and_exits_zero():
     assert [r.status_code for r in done] == [200] * 4 and all(len(r.json()["turns"]) == 8 for r in done)
     assert refused
     assert proc.wait(60) == 0
+
+
+def test_client_gone_before_a_plain_answer_cancels_its_work(server, model_name):
+    def cancelled():
+        text = httpx.get(f"{server}/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("rise_requests_cancelled_total{") and 'route="/v1/refine"' in line)
+
+    before = cancelled()
+    with pytest.raises(httpx.ReadTimeout):  # the client stops waiting long before ten turns are done
+        httpx.post(f"{server}/v1/refine", json={"question": Q, "max_turns": 10, "max_tokens": 160}, timeout=0.3)
+    assert wait_for(lambda: cancelled() == before + 1, 20)
+    text = httpx.get(f"{server}/metrics").text
+    assert f'rise_requests_in_flight{{model_name="{model_name}",route="/v1/refine"}} 0.0' in text
+    assert f'rise_engine_queue_depth{{model_name="{model_name}"}} 0.0' in text
