@@ -31,7 +31,7 @@ from app.engines.base import (
     SamplingParams,
     encode_chat,
 )
-from app.engines.hf_batch import Plan, Row, RunningBatch
+from app.engines.hf_batch import Plan, Row, RunningBatch, prefill_groups
 from app.engines.prefix_cache import PrefixCache
 from app.engines.sampling import sample_next
 
@@ -249,45 +249,45 @@ class HFEngine:
             self._waiting.append(row)
 
     def _prefill(self, batch: RunningBatch, rows: list[Row]) -> None:
-        """Prefill the joining rows' prompts as one group into the batch's next free slots: each
-        distinct prompt once (n samples and identical prompts share it), after its longest cached prefix."""
+        """Prefill the joining rows' prompts into the batch's next free slots: each distinct prompt
+        once (n samples and identical prompts share it), after its longest cached prefix, in groups
+        of similar length (a model call pads every prompt to its group's longest)."""
         dev, lo = self.device, len(batch)
-        distinct: dict[tuple[int, ...], int] = {}
-        for r in rows:
-            distinct.setdefault(tuple(r.ids), len(distinct))
-        prompts = list(distinct)
-        hits = [self.prefix_cache.lookup(p, limit=len(p) - 1) for p in prompts]  # at least one token to run
-        reuse = [n for _, n in hits]
-        lens = [len(p) for p in prompts]
-        batch.reserve(max(lens))
-        new_w = max(n - k for n, k in zip(lens, reuse))
-        ids = torch.full((len(prompts), new_w), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((len(prompts), new_w), dtype=torch.long)
-        cols = torch.full((len(prompts), new_w), batch.trash, dtype=torch.long)
-        for u, (p, n, (entry, _)) in enumerate(zip(prompts, reuse, hits)):
-            if n:
-                batch.write_prefix(lo + u, entry.kv, n)
-            fresh = len(p) - n  # right-aligned: every row's last token is the last position
-            ids[u, new_w - fresh:] = torch.tensor(p[n:])
-            pos[u, new_w - fresh:] = cols[u, new_w - fresh:] = torch.arange(n, len(p))
-        width = max(lens)
-        pos = pos.to(dev)
-        batch.plan = Plan(lo, lo + len(prompts), cols.to(dev), width)
-        logits, _ = self._forward(ids.to(dev), self._mask(pos, width), pos, batch.cache)
-        for u, p in enumerate(prompts):  # later prompts (and the next turn) may start with this one
-            self.prefix_cache.insert(p, [(k[lo + u, :, :len(p)], v[lo + u, :, :len(p)]) for k, v in zip(batch.k, batch.v)])
-        firsts, extra, extra_logits = {}, [], []
+        found = {tuple(r.ids): self.prefix_cache.lookup(r.ids, limit=len(r.ids) - 1) for r in rows}  # run >= 1 token
+        prompts = sorted(found, key=lambda p: found[p][1] - len(p))  # the most tokens to run first
+        slot = {p: lo + u for u, p in enumerate(prompts)}
+        batch.reserve(max(map(len, prompts)))
+        logits = []
+        for group in prefill_groups([len(p) - found[p][1] for p in prompts]):
+            part = [prompts[u] for u in group]
+            new_w = len(part[0]) - found[part[0]][1]
+            ids = torch.full((len(part), new_w), self.pad_id, dtype=torch.long)
+            pos = torch.zeros((len(part), new_w), dtype=torch.long)
+            cols = torch.full((len(part), new_w), batch.trash, dtype=torch.long)
+            for u, p in enumerate(part):
+                entry, n = found[p]
+                if n:
+                    batch.write_prefix(slot[p], entry.kv, n)
+                fresh = len(p) - n  # right-aligned: every row's last token is the last position
+                ids[u, new_w - fresh:] = torch.tensor(p[n:])
+                pos[u, new_w - fresh:] = cols[u, new_w - fresh:] = torch.arange(n, len(p))
+            width, pos = max(map(len, part)), pos.to(dev)
+            batch.plan = Plan(slot[part[0]], slot[part[0]] + len(part), cols.to(dev), width)
+            logits.append(self._forward(ids.to(dev), self._mask(pos, width), pos, batch.cache)[0])
+        for p in prompts:  # later prompts (and the next turn) may start with this one
+            self.prefix_cache.insert(p, [(k[slot[p], :, :len(p)], v[slot[p], :, :len(p)]) for k, v in zip(batch.k, batch.v)])
+        logits = torch.cat(logits)
+        firsts, extra = {}, []
         for r in rows:  # the first row of each prompt has its slot; the others get a copy of it
-            u = distinct[tuple(r.ids)]
-            if u not in firsts:
-                firsts[u] = r
+            p = tuple(r.ids)
+            if p not in firsts:
+                firsts[p] = r
             else:
-                batch.copy_slot(lo + u, lo + len(prompts) + len(extra), lens[u])
-                extra.append((r, lens[u]))
-                extra_logits.append(u)
-        if extra_logits:
-            logits = torch.cat([logits, logits[torch.tensor(extra_logits, device=dev)]])
-        batch.extend([firsts[u] for u in range(len(prompts))] + [r for r, _ in extra], lens + [n for _, n in extra], logits)
+                batch.copy_slot(slot[p], lo + len(prompts) + len(extra), len(p))
+                extra.append(r)
+        if extra:
+            logits = torch.cat([logits, logits[torch.tensor([slot[tuple(r.ids)] - lo for r in extra], device=dev)]])
+        batch.extend([firsts[p] for p in prompts] + extra, [len(r.ids) for r in [firsts[p] for p in prompts] + extra], logits)
 
     def _step(self, batch: RunningBatch) -> None:
         """Sample one token for every row, let the finished rows leave, run the rest one step."""

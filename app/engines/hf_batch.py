@@ -57,6 +57,9 @@ class Plan:
     cols: torch.Tensor  # [hi - lo, new tokens]
     width: int
 
+    def __post_init__(self) -> None:
+        self.slots = torch.arange(self.lo, self.hi, device=self.cols.device).view(-1, 1)
+
 
 class SlotLayer(DynamicLayer):
     """One layer's KV buffers, written and read as the batch's current `Plan` says."""
@@ -71,9 +74,8 @@ class SlotLayer(DynamicLayer):
     def update(self, key_states, value_states, *args, **kwargs):
         b, p = self.batch, self.batch.plan
         k, v = b.k[self.i], b.v[self.i]
-        slots = torch.arange(p.lo, p.hi, device=k.device)[:, None]
-        k[slots, :, p.cols] = key_states.transpose(1, 2)  # [rows, tokens, heads, dim] at (slot, column)
-        v[slots, :, p.cols] = value_states.transpose(1, 2)
+        k[p.slots, :, p.cols] = key_states.transpose(1, 2)  # [rows, tokens, heads, dim] at (slot, column)
+        v[p.slots, :, p.cols] = value_states.transpose(1, 2)
         self.keys, self.values = k[p.lo:p.hi, :, :p.width], v[p.lo:p.hi, :, :p.width]
         return self.keys, self.values
 
@@ -162,3 +164,19 @@ class RunningBatch:
         n = self.lens[r]
         row = self.rows[r]
         return (row.ids + row.out)[:n], [(k[r, :, :n], v[r, :, :n]) for k, v in zip(self.k, self.v)]
+
+
+def prefill_groups(fresh: list[int], waste: float = 0.25, free: int = 64) -> list[range]:
+    """Split prompts (sorted by tokens to run, `fresh`, longest first) into consecutive groups, one
+    model call each: a group's padding (to its longest prompt) stays within `waste` of its tokens, or
+    within `free` tokens (cheaper than another call)."""
+    groups, start = [], 0
+    for u in range(1, len(fresh) + 1):
+        if u < len(fresh):
+            slots = (u + 1 - start) * fresh[start]
+            pad = slots - sum(fresh[start:u + 1])
+            if pad <= max(waste * slots, free):
+                continue
+        groups.append(range(start, u))
+        start = u
+    return groups

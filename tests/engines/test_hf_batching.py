@@ -9,6 +9,7 @@ import pytest
 from app.answers.checker import get_checker
 from app.engines.base import SamplingParams
 from app.engines.hf import HFEngine
+from app.engines.hf_batch import prefill_groups
 from app.refine.loop import refine
 from app.refine.types import RefineConfig
 from app.tasks import synthetic
@@ -119,3 +120,14 @@ async def test_a_tiny_cache_evicts_and_stays_within_its_bound(model_path):
         assert all(r.turns for r in results)
     finally:
         await engine.aclose()
+
+
+def test_prefill_groups_bound_padding_and_keep_order():
+    fresh = [300, 290, 200, 150, 40, 39, 10, 1]
+    groups = prefill_groups(fresh)
+    assert [u for g in groups for u in g] == list(range(len(fresh)))  # every prompt once, in order
+    assert len(groups) > 1
+    for g in groups:
+        slots = len(g) * fresh[g[0]]
+        assert slots - sum(fresh[u] for u in g) <= max(0.25 * slots, 64)
+    assert prefill_groups([7, 7, 7]) == [range(0, 3)] and prefill_groups([]) == []
