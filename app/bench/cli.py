@@ -1,12 +1,14 @@
 """`rise bench`: refined answers per second of rise-serve against a naive loop and the raw engine.
 
-    rise bench --out runs/bench                  # 32 clients, 5-turn refinements (about 10 minutes here)
+    rise bench --out runs/bench                  # 32 clients, 5-turn refinements (about 3 minutes here)
     rise bench --quick --out runs/bench-quick    # about a minute
     make bench
 
 Every contender refines the same held-out expert problems, greedily, 5 turns without an oracle
-(RISE's protocol), one after another on the same machine (never at once: they would share the
-cores). Writes DIR/bench.json and prints a table.
+(RISE's protocol), on the same machine and never two at once (they would share the cores): naive
+first, then raw and rise-serve taking turns over `--rounds` rounds (a shared host's speed drifts
+by ±15% over minutes; alternating makes the drift hit both sides of their ratio alike), then vLLM.
+Writes DIR/bench.json and prints a table.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rise-serve-vllm runs only where vLLM is installed")
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds: run rise-serve for this long instead of --requests (memory over time)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="raw and rise-serve take turns in this many rounds of their load, so that a drift in the "
+                         "machine's speed (a shared host) hits both alike; naive runs before them, vLLM after")
     ap.add_argument("--quick", action="store_true", help="8 clients, a few requests: about a minute")
     ap.add_argument("--out", type=Path, default=Path("runs/bench"))
     return ap
@@ -63,21 +68,29 @@ def main(argv: list[str] | None = None) -> int:
     one_q = questions[len(main_q): len(main_q) + a.one_client_requests]
     warm_q = questions[-warm:]
     report = {"machine": machine(a.device), "model": a.model,
-              "settings": {k: getattr(a, k) for k in ("clients", "requests", "naive_requests", "one_client_requests",
-                                                       "turns", "max_tokens", "level", "seed", "max_batch_size", "duration")},
+              "settings": {k: getattr(a, k) for k in ("clients", "requests", "naive_requests", "one_client_requests", "turns",
+                                                       "max_tokens", "level", "seed", "max_batch_size", "duration", "rounds")},
               "contenders": {}}
     answers = {}
     common = dict(turns=a.turns, max_tokens=a.max_tokens, device=a.device)
     a.out.mkdir(parents=True, exist_ok=True)
-    for name in a.contenders:
-        if name == "rise-serve-vllm" and importlib.util.find_spec("vllm") is None:
-            print("rise-serve-vllm: skipped (vLLM is not installed)")
-            continue
-        print(f"{name}: running ...", flush=True)
-        result, answers[name] = asyncio.run(run_contender(name, a, main_q, one_q, warm_q, common))
-        report["contenders"][name] = result
+    names = list(a.contenders)
+    if "rise-serve-vllm" in names and importlib.util.find_spec("vllm") is None:
+        print("rise-serve-vllm: skipped (vLLM is not installed)")
+        names.remove("rise-serve-vllm")
+    # naive apart: its generate calls run on another thread of this process than the raw engine's, and a
+    # second thread running torch ops slows the first (two OpenMP teams)
+    together = [n for n in names if n in ("raw", "rise-serve") and not a.duration]
+    groups = [[n] for n in names if n not in together]
+    if together:
+        groups.insert(1 if groups and groups[0] == ["naive"] else 0, together)
+    for group in groups:
+        print(f"{', '.join(group)}: running ...", flush=True)
+        results = asyncio.run(run_contenders(group, a, main_q, one_q, warm_q, common))
+        for name, (result, answers[name]) in results.items():
+            report["contenders"][name] = result
         compare(report, answers)
-        (a.out / "bench.json").write_text(json.dumps(report, indent=2))  # after each contender
+        (a.out / "bench.json").write_text(json.dumps(report, indent=2))  # after each group
     print(table(report))
     print(f"wrote {a.out / 'bench.json'}")
     return 0
@@ -95,43 +108,58 @@ def compare(report: dict, answers: dict) -> None:
         report["same_final_answer_as_naive"] = round(sum(x == y for x, y in shared) / len(shared), 3)
 
 
-async def run_contender(name: str, a, main_q: list[str], one_q: list[str], warm_q: list[str], common: dict):
+async def run_contenders(names: list[str], a, main_q: list[str], one_q: list[str], warm_q: list[str], common: dict):
+    """Start the contenders, warm each up, then run their loads in `a.rounds` alternating rounds
+    (one round when there is a single contender); returns {name: (summary, final answers)}."""
     questions = main_q + one_q + warm_q
-    if name == "naive":
-        contender = await asyncio.to_thread(Naive, a.model, questions, **common)
-    elif name == "raw":
-        contender = await asyncio.to_thread(Raw, a.model, questions, max_batch_size=a.max_batch_size, **common)
-    elif name in ("rise-serve", "rise-serve-vllm"):
-        engine = "hf" if name == "rise-serve" else "vllm"
-        contender = await asyncio.to_thread(Served, a.model, questions, engine=engine, max_batch_size=a.max_batch_size,
-                                            clients=a.clients, **common)
-    else:
-        raise SystemExit(f"unknown contender {name!r}")
+    contenders = {}
     try:
-        first_warm = len(main_q) + len(one_q)
-        await asyncio.gather(*[contender.send(first_warm + i) for i in range(len(warm_q))])  # warm up: not timed
-        served = isinstance(contender, Served)
-        rss_start = contender.rss_mb() if served else None
-        timeline: list[tuple[float, float]] = []
-        watch = asyncio.create_task(_watch_memory(contender, timeline, a.duration)) if served else None
-        if name == "naive":
-            outcomes, wall = await closed_loop(contender.send, a.naive_requests, 1)
-            result = summarize(outcomes, wall, 1)
-        else:
-            duration = a.duration if served else None
-            outcomes, wall = await closed_loop(contender.send, a.requests, a.clients, duration)
-            result = summarize(outcomes, wall, a.clients)
-            if one_q:  # time to first token per turn with nobody else around
+        for name in names:
+            contenders[name] = await asyncio.to_thread(_open, name, a, questions, common)
+            first_warm = len(main_q) + len(one_q)
+            await asyncio.gather(*[contenders[name].send(first_warm + i) for i in range(len(warm_q))])  # not timed
+        served = {n: c for n, c in contenders.items() if isinstance(c, Served)}
+        rss_start = {n: c.rss_mb() for n, c in served.items()}
+        timelines: dict[str, list] = {n: [] for n in served}
+        watches = [asyncio.create_task(_watch_memory(c, timelines[n], a.duration)) for n, c in served.items()]
+        rounds = a.rounds if len(names) > 1 else 1
+        runs = {n: ([], 0.0) for n in names}
+        for r in range(rounds):
+            for name, c in contenders.items():
+                total, clients = (a.naive_requests, 1) if name == "naive" else (a.requests, a.clients)
+                lo, hi = total * r // rounds, total * (r + 1) // rounds
+                duration = a.duration if name in served else None
+                outcomes, wall = await closed_loop(lambda i, c=c, lo=lo: c.send(lo + i), hi - lo, clients, duration)
+                runs[name] = (runs[name][0] + outcomes, runs[name][1] + wall)
+        for w in watches:
+            w.cancel()
+        results = {}
+        for name, c in contenders.items():
+            outcomes, wall = runs[name]
+            result = summarize(outcomes, wall, 1 if name == "naive" else a.clients)
+            if name != "naive" and one_q:  # time to first token per turn with nobody else around
                 offset = len(main_q)
-                one, one_wall = await closed_loop(lambda i: contender.send(offset + i), len(one_q), 1)
+                one, one_wall = await closed_loop(lambda i, c=c: c.send(offset + i), len(one_q), 1)
                 result["one_client"] = summarize(one, one_wall, 1)
-        if served:
-            watch.cancel()
-            result["rss_start_mb"], result["rss_end_mb"] = rss_start, contender.rss_mb()
-            result["rss_peak_mb"], result["rss_timeline_mb"] = contender.rss_mb("VmHWM"), timeline
-        return result, [o.answer for o in outcomes]
+            if name in served:
+                result["rss_start_mb"], result["rss_end_mb"] = rss_start[name], c.rss_mb()
+                result["rss_peak_mb"], result["rss_timeline_mb"] = c.rss_mb("VmHWM"), timelines[name]
+            results[name] = (result, [o.answer for o in outcomes])
+        return results
     finally:
-        await contender.aclose()
+        for c in contenders.values():
+            await c.aclose()
+
+
+def _open(name: str, a, questions: list[str], common: dict):
+    if name == "naive":
+        return Naive(a.model, questions, **common)
+    if name == "raw":
+        return Raw(a.model, questions, max_batch_size=a.max_batch_size, **common)
+    if name in ("rise-serve", "rise-serve-vllm"):
+        return Served(a.model, questions, engine="hf" if name == "rise-serve" else "vllm",
+                      max_batch_size=a.max_batch_size, clients=a.clients, **common)
+    raise SystemExit(f"unknown contender {name!r}")
 
 
 async def _watch_memory(contender, timeline: list, duration: float | None) -> None:
