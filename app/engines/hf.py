@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
 from app.engines.base import (
     Completion,
     Conversation,
@@ -253,7 +254,10 @@ class HFEngine:
         once (n samples and identical prompts share it), after its longest cached prefix, in groups
         of similar length (a model call pads every prompt to its group's longest)."""
         dev, lo = self.device, len(batch)
-        found = {tuple(r.ids): self.prefix_cache.lookup(r.ids, limit=len(r.ids) - 1) for r in rows}  # run >= 1 token
+        found: dict[tuple[int, ...], tuple] = {}  # prompt -> (cache entry, tokens reused); >= 1 token runs
+        for r in rows:
+            if (p := tuple(r.ids)) not in found:
+                found[p] = self.prefix_cache.lookup(p, limit=len(p) - 1)
         prompts = sorted(found, key=lambda p: found[p][1] - len(p))  # the most tokens to run first
         slot = {p: lo + u for u, p in enumerate(prompts)}
         batch.reserve(max(map(len, prompts)))

@@ -5,11 +5,12 @@ import asyncio
 from contextlib import contextmanager
 
 import pytest
+import torch
 
 from app.answers.checker import get_checker
 from app.engines.base import SamplingParams
 from app.engines.hf import HFEngine
-from app.engines.hf_batch import prefill_groups
+from app.engines.hf_batch import RunningBatch, prefill_groups
 from app.refine.loop import refine
 from app.refine.types import RefineConfig
 from app.tasks import synthetic
@@ -131,3 +132,19 @@ def test_prefill_groups_bound_padding_and_keep_order():
         slots = len(g) * fresh[g[0]]
         assert slots - sum(fresh[u] for u in g) <= max(0.25 * slots, 64)
     assert prefill_groups([7, 7, 7]) == [range(0, 3)] and prefill_groups([]) == []
+
+
+def test_leaving_rows_are_replaced_by_the_last_ones_without_touching_the_others():
+    batch = RunningBatch(slots=8, shapes=[(2, 4)] * 3, dtype=torch.float32, device=torch.device("cpu"), max_columns=64)
+    batch.reserve(10)
+    rows, lens = [f"row{r}" for r in range(5)], [3, 5, 7, 9, 4]
+    for r, n in enumerate(lens):  # row r's KV holds the value r in its first n columns
+        batch.write_prefix(r, [(torch.full((2, n, 4), float(r)), torch.full((2, n, 4), -float(r)))] * 3, n)
+    batch.extend(rows, lens, torch.arange(5.0).view(5, 1))
+    order = batch.remove([1, 3])
+    assert order == [0, 4, 2] and batch.rows == ["row0", "row4", "row2"] and batch.lens == [3, 4, 7]
+    assert batch.logits.view(-1).tolist() == [0.0, 4.0, 2.0]
+    for now, before in enumerate(order):
+        n = batch.lens[now]
+        for k, v in zip(batch.k, batch.v):
+            assert bool((k[now, :, :n] == before).all()) and bool((v[now, :, :n] == -before).all())
