@@ -32,7 +32,7 @@ from app.engines.base import (
     SamplingParams,
     encode_chat,
 )
-from app.engines.hf_batch import Plan, Row, RunningBatch, prefill_groups
+from app.engines.hf_batch import Plan, Row, RunningBatch, prefill_groups, slot_mask
 from app.engines.prefix_cache import PrefixCache
 from app.engines.sampling import sample_next
 
@@ -277,7 +277,7 @@ class HFEngine:
                 pos[u, new_w - fresh:] = cols[u, new_w - fresh:] = torch.arange(n, len(p))
             width, pos = max(map(len, part)), pos.to(dev)
             batch.plan = Plan(slot[part[0]], slot[part[0]] + len(part), cols.to(dev), width)
-            logits.append(self._forward(ids.to(dev), self._mask(pos, width), pos, batch.cache)[0])
+            logits.append(self._forward(ids.to(dev), slot_mask(pos, width, self.model.dtype), pos, batch.cache)[0])
         for p in prompts:  # later prompts (and the next turn) may start with this one
             self.prefix_cache.insert(p, [(k[slot[p], :, :len(p)], v[slot[p], :, :len(p)]) for k, v in zip(batch.k, batch.v)])
         logits = torch.cat(logits)
@@ -312,16 +312,8 @@ class HFEngine:
         pos = torch.tensor(batch.lens, device=dev).view(-1, 1)
         batch.plan = Plan(0, len(batch), pos, width)
         ids = torch.tensor(tokens, device=dev).view(-1, 1)
-        batch.logits, _ = self._forward(ids, self._mask(pos, width), pos, batch.cache)
+        batch.logits, _ = self._forward(ids, slot_mask(pos, width, self.model.dtype), pos, batch.cache)
         batch.lens = [n + 1 for n in batch.lens]
-
-    def _mask(self, pos: torch.Tensor, width: int) -> torch.Tensor:
-        """A ready 4D additive mask [rows, 1, queries, width]: a query at position p sees columns
-        0..p of its own slot (so transformers builds none)."""
-        dtype = self.model.dtype
-        allowed = torch.arange(width, device=pos.device).view(1, 1, -1) <= pos.unsqueeze(-1)
-        return torch.zeros(allowed.shape, dtype=dtype, device=pos.device).masked_fill_(
-            ~allowed, torch.finfo(dtype).min).unsqueeze(1)
 
     def _forward(self, ids, mask, pos, cache=None):
         """One model call over `cache` (None: no past); returns the last position's logits and the

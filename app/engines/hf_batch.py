@@ -166,6 +166,14 @@ class RunningBatch:
         return (row.ids + row.out)[:n], [(k[r, :, :n], v[r, :, :n]) for k, v in zip(self.k, self.v)]
 
 
+def slot_mask(pos: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """A ready 4D additive attention mask [rows, 1, queries, width] for queries at positions `pos`
+    [rows, queries]: a query at position p sees columns 0..p of its own slot (transformers builds none)."""
+    allowed = torch.arange(width, device=pos.device).view(1, 1, -1) <= pos.unsqueeze(-1)
+    return torch.zeros(allowed.shape, dtype=dtype, device=pos.device).masked_fill_(
+        ~allowed, torch.finfo(dtype).min).unsqueeze(1)
+
+
 def prefill_groups(fresh: list[int], waste: float = 0.25, free: int = 64) -> list[range]:
     """Split prompts (sorted by tokens to run, `fresh`, longest first) into consecutive groups, one
     model call each: a group's padding (to its longest prompt) stays within `waste` of its tokens, or
