@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if a.quick:
         a.clients, a.requests, a.naive_requests, a.one_client_requests = 8, 16, 2, 3
     warm = 2
