@@ -6,8 +6,15 @@ import asyncio
 
 import pytest
 import torch
-from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, MistralConfig, MistralForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM)
+from transformers import (
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from app.engines.base import SamplingParams
 from app.engines.hf import HFEngine
