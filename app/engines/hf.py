@@ -260,7 +260,7 @@ class HFEngine:
                 found[p] = self.prefix_cache.lookup(p, limit=len(p) - 1)
         prompts = sorted(found, key=lambda p: found[p][1] - len(p))  # the most tokens to run first
         slot = {p: lo + u for u, p in enumerate(prompts)}
-        batch.reserve(max(map(len, prompts)))
+        batch.reserve(max(map(len, prompts)), lo + len(rows))
         logits = []
         for group in prefill_groups([len(p) - found[p][1] for p in prompts]):
             part = [prompts[u] for u in group]
@@ -308,7 +308,7 @@ class HFEngine:
         if not len(batch):
             return
         dev, width = self.device, max(batch.lens) + 1
-        batch.reserve(width)
+        batch.reserve(width, len(batch))
         pos = torch.tensor(batch.lens, device=dev).view(-1, 1)
         batch.plan = Plan(0, len(batch), pos, width)
         ids = torch.tensor(tokens, device=dev).view(-1, 1)

@@ -107,20 +107,25 @@ class RunningBatch:
         """A column no sequence uses: padding tokens write their keys and values there."""
         return self.columns - 1
 
-    def reserve(self, width: int) -> None:
-        """Make room for `width` columns per slot (plus the padding column)."""
-        if width + 1 <= self.columns:
+    def reserve(self, width: int, rows: int) -> None:
+        """Make room for `rows` slots of `width` columns each (plus the padding column). Slots double
+        up to the batch limit, columns grow by GROW up to the context; grown buffers are kept."""
+        have = self.k[0].shape[0] if self.k else 0
+        if width + 1 <= self.columns and rows <= have:
             return
-        cols = min(self.max_columns, max(MIN_COLUMNS, -(-(width + 1 + GROW) // GROW) * GROW))
+        cols = self.columns
         if width + 1 > cols:
-            raise ValueError(f"{width} columns exceed the context")
+            cols = min(self.max_columns, max(MIN_COLUMNS, -(-(width + 1 + GROW) // GROW) * GROW))
+            if width + 1 > cols:
+                raise ValueError(f"{width} columns exceed the context")
+        slots = have if rows <= have else min(self.slots, max(rows, 2 * have, 4))
         grown_k, grown_v = [], []
         for i, (heads, dim) in enumerate(self.shapes):
-            k = torch.zeros((self.slots, heads, cols, dim), dtype=self.dtype, device=self.device)
+            k = torch.zeros((slots, heads, cols, dim), dtype=self.dtype, device=self.device)
             v = torch.zeros_like(k)
             if self.k:
                 used = self.columns - 1
-                k[:, :, :used], v[:, :, :used] = self.k[i][:, :, :used], self.v[i][:, :, :used]
+                k[:have, :, :used], v[:have, :, :used] = self.k[i][:, :, :used], self.v[i][:, :, :used]
             grown_k.append(k)
             grown_v.append(v)
         self.k, self.v = grown_k, grown_v

@@ -135,11 +135,12 @@ def test_prefill_groups_bound_padding_and_keep_order():
 
 
 def test_leaving_rows_are_replaced_by_the_last_ones_without_touching_the_others():
-    batch = RunningBatch(slots=8, shapes=[(2, 4)] * 3, dtype=torch.float32, device=torch.device("cpu"), max_columns=64)
-    batch.reserve(10)
+    batch = RunningBatch(slots=16, shapes=[(2, 4)] * 3, dtype=torch.float32, device=torch.device("cpu"), max_columns=64)
     rows, lens = [f"row{r}" for r in range(5)], [3, 5, 7, 9, 4]
     for r, n in enumerate(lens):  # row r's KV holds the value r in its first n columns
+        batch.reserve(n, r + 1)  # the buffers grow (slots and columns), keeping what earlier slots hold
         batch.write_prefix(r, [(torch.full((2, n, 4), float(r)), torch.full((2, n, 4), -float(r)))] * 3, n)
+    assert batch.k[0].shape[0] == 8  # slots are allocated as rows need them, not all up front
     batch.extend(rows, lens, torch.arange(5.0).view(5, 1))
     order = batch.remove([1, 3])
     assert order == [0, 4, 2] and batch.rows == ["row0", "row4", "row2"] and batch.lens == [3, 4, 7]
