@@ -116,10 +116,10 @@ async def run_contenders(names: list[str], a, main_q: list[str], one_q: list[str
     (one round when there is a single contender); returns {name: (summary, final answers)}."""
     questions = main_q + one_q + warm_q
     contenders = {}
+    first_warm = len(main_q) + len(one_q)
     try:
         for name in names:
             contenders[name] = await asyncio.to_thread(_open, name, a, questions, common)
-            first_warm = len(main_q) + len(one_q)
             await asyncio.gather(*[contenders[name].send(first_warm + i) for i in range(len(warm_q))])  # not timed
         served = {n: c for n, c in contenders.items() if isinstance(c, Served)}
         rss_start = {n: c.rss_mb() for n, c in served.items()}

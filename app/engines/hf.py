@@ -277,7 +277,7 @@ class HFEngine:
                 pos[u, new_w - fresh:] = cols[u, new_w - fresh:] = torch.arange(n, len(p))
             width, pos = max(map(len, part)), pos.to(dev)
             batch.plan = Plan(slot[part[0]], slot[part[0]] + len(part), cols.to(dev), width)
-            logits.append(self._forward(ids.to(dev), slot_mask(pos, width, self.model.dtype), pos, batch.cache)[0])
+            logits.append(self._forward(ids.to(dev), slot_mask(pos, width, self.model.dtype), pos, batch.cache))
         for p in prompts:  # later prompts (and the next turn) may start with this one
             self.prefix_cache.insert(p, [(k[slot[p], :, :len(p)], v[slot[p], :, :len(p)]) for k, v in zip(batch.k, batch.v)])
         logits = torch.cat(logits)
@@ -291,7 +291,8 @@ class HFEngine:
                 extra.append(r)
         if extra:
             logits = torch.cat([logits, logits[torch.tensor([slot[tuple(r.ids)] - lo for r in extra], device=dev)]])
-        batch.extend([firsts[p] for p in prompts] + extra, [len(r.ids) for r in [firsts[p] for p in prompts] + extra], logits)
+        joined = [firsts[p] for p in prompts] + extra
+        batch.extend(joined, [len(r.ids) for r in joined], logits)
 
     def _step(self, batch: RunningBatch) -> None:
         """Sample one token for every row, let the finished rows leave, run the rest one step."""
@@ -312,17 +313,15 @@ class HFEngine:
         pos = torch.tensor(batch.lens, device=dev).view(-1, 1)
         batch.plan = Plan(0, len(batch), pos, width)
         ids = torch.tensor(tokens, device=dev).view(-1, 1)
-        batch.logits, _ = self._forward(ids, slot_mask(pos, width, self.model.dtype), pos, batch.cache)
+        batch.logits = self._forward(ids, slot_mask(pos, width, self.model.dtype), pos, batch.cache)
         batch.lens = [n + 1 for n in batch.lens]
 
-    def _forward(self, ids, mask, pos, cache=None):
-        """One model call over `cache` (None: no past); returns the last position's logits and the
-        model's cache, now also holding these tokens."""
-        kw = dict(self._forward_kw)
-        if cache is not None:
-            kw[self._cache_kw] = cache
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw)
-        return out.logits[:, -1, :], getattr(out, self._cache_kw)
+    def _forward(self, ids, mask, pos, cache):
+        """One model call over the batch's slot `cache` (it writes the new tokens' KV as the batch's
+        plan says); returns the last position's logits."""
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         **{self._cache_kw: cache}, **self._forward_kw)
+        return out.logits[:, -1, :]
 
     def _advance(self, r: Row, token: int) -> None:
         """Append one token to a row; finish it on EOS, a stop string, its budget or cancellation."""
