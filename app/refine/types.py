@@ -98,6 +98,12 @@ class RefineResult:
     oracle: bool
     correct: bool | None  # whether the final answer passed the oracle; None without one
 
+    @classmethod
+    def unfinished(cls, stop_reason: StopReason, oracle: bool) -> "RefineResult":
+        """A refinement that ended before its first turn finished (e.g. one choice of several
+        that ran out of time): no turns, no answer, empty text, `final_turn` 0."""
+        return cls(None, "", 0, {}, stop_reason, [], oracle, False if oracle else None)
+
     @property
     def prompt_tokens(self) -> int:
         return sum(s.prompt_tokens for t in self.turns for s in t.samples)

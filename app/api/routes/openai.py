@@ -4,6 +4,11 @@ The last message (a user message) is the question; earlier messages are kept as 
 options ride in the body's `rise` object (the official client's `extra_body`). The answer's
 `content` is the final turn's text; `rise` in the response holds each choice's trace. Streaming
 sends the turns as `reasoning_content` deltas and the final answer as `content`.
+
+With `n` > 1 the choices share the request's deadline and each ends on its own: one that finished
+no turn by then comes back with empty `content`, `finish_reason` "length" (cut off, like a token
+limit) and a trace with `stop_reason` "deadline" and no turns, beside the others' finished turns.
+The request is a 504 only when no choice finished a turn.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from app import metrics
 from app.api.deps import EngineDep, SettingsDep, deadline_for
 from app.api.errors import ApiError
 from app.api.protocol_openai import ChatCompletionRequest
 from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, record,
                               run_mapped, sse, until_disconnect)
-from app.refine.loop import refine
+from app.refine.loop import RefineTimeout, refine
 from app.refine.types import RefineResult
 
 router = APIRouter(tags=["openai"])
@@ -55,12 +61,21 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     deadline = deadline_for(request, body.rise.timeout)
     state = request.app.state
 
+    async def choice(i: int, cfg, on_event) -> RefineResult:
+        try:
+            return await refine(engine, question, checker, cfg, oracle=oracle, history=context, deadline=deadline,
+                                on_event=None if on_event is None else _tagged(on_event, i))
+        except RefineTimeout:
+            return RefineResult.unfinished("deadline", oracle is not None)
+
     async def run(on_event=None):
-        results = await asyncio.gather(*[
-            refine(engine, question, checker, cfg, oracle=oracle, history=context, deadline=deadline,
-                   on_event=None if on_event is None else _tagged(on_event, i))
-            for i, cfg in enumerate(configs)])
-        record(model, results, configs[0], checker, question if settings.log_questions else None)
+        results = await asyncio.gather(*[choice(i, cfg, on_event) for i, cfg in enumerate(configs)])
+        finished = [r for r in results if r.turns]
+        if not finished:
+            raise RefineTimeout("the deadline passed before the first turn finished")
+        for _ in range(len(results) - len(finished)):
+            metrics.DEADLINES.labels(model).inc()
+        record(model, finished, configs[0], checker, question if settings.log_questions else None)
         return results
 
     if not body.stream:
@@ -78,6 +93,8 @@ def _tagged(on_event, index: int):
 
 
 def _finish_reason(r: RefineResult) -> str:
+    if not r.turns:  # a choice cut off by the deadline before its first turn finished
+        return "length"
     turn = next(t for t in r.turns if t.index == r.final_turn)
     sample = next((s for s in turn.samples if s.text == r.final_text), turn.samples[turn.chosen])
     return "length" if sample.finish_reason == "length" else "stop"
