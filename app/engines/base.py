@@ -14,6 +14,9 @@ Conversation = Sequence[Message]
 FinishReason = Literal["stop", "length", "abort"]
 # on_delta(prompt_index, sample_index, text): called as text is produced, in order per sample.
 DeltaCallback = Callable[[int, int, str], None]
+# A temperature below this samples greedily, as 0 does (vLLM's rule too): smaller ones only add
+# float overflow (logits / 1e-45 are infinities in float32).
+GREEDY_BELOW = 1e-5
 
 
 class EngineError(RuntimeError):
@@ -29,8 +32,8 @@ class PromptTooLongError(ValueError):
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample. temperature 0 is greedy; `seed` makes sampling reproducible per sample
-    (sample i of a prompt uses seed + i)."""
+    """How to sample. temperature 0 (or anything below `GREEDY_BELOW`, which becomes 0) is greedy;
+    `seed` makes sampling reproducible per sample (sample i of a prompt uses seed + i)."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -51,6 +54,8 @@ class SamplingParams:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if self.temperature < GREEDY_BELOW:  # every engine (and upstream) then sees plain greedy
+            object.__setattr__(self, "temperature", 0.0)
 
     def with_seed(self, seed: int | None) -> "SamplingParams":
         return SamplingParams(self.temperature, self.top_p, self.max_tokens, self.n, seed, self.stop)

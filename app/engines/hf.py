@@ -34,7 +34,7 @@ from app.engines.base import (
 )
 from app.engines.hf_batch import Plan, Row, RunningBatch, prefill_groups, slot_mask
 from app.engines.prefix_cache import PrefixCache
-from app.engines.sampling import sample_next
+from app.engines.sampling import row_generator, sample_next
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class HFEngine:
                     emit = lambda text, i=i, j=j: self._post(loop, on_delta, i, j, text)  # noqa: E731
                 rows.append(Row(
                     ids=ids, params=params,
-                    gen=_generator(None if params.seed is None else params.seed + j),
+                    gen=row_generator(None if params.seed is None else params.seed + j),
                     deliver=lambda res, fut=fut: self._post(loop, _resolve, fut, res),
                     emit=emit, max_new=min(params.max_tokens, limit - len(ids)),
                 ))
@@ -331,41 +331,20 @@ class HFEngine:
         if token in self.eos_ids:
             return self._finish(r, "stop")
         r.out.append(token)
-        r.text = self.tokenizer.decode(r.out, skip_special_tokens=True)
-        for s in r.params.stop:
-            at = r.text.find(s, max(0, r.sent - len(s)))
-            if at >= 0:
-                r.text = r.text[:at]
-                return self._finish(r, "stop")
+        if r.take_text(self.tokenizer.decode(r.out, skip_special_tokens=True)):
+            return self._finish(r, "stop")
         if len(r.out) >= r.max_new:
             return self._finish(r, "length")
         self._emit(r, final=False)
 
     def _emit(self, r: Row, final: bool) -> None:
-        # Hold back a trailing partial UTF-8 character (and, for stop strings, a possible prefix).
-        end = len(r.text)
-        if not final:
-            if r.text.endswith("\ufffd"):
-                end -= 1
-            if r.params.stop:
-                end = max(r.sent, end - max(len(s) for s in r.params.stop) + 1)
-        if r.emit is not None and end > r.sent:
-            r.emit(r.text[r.sent:end])
-        r.sent = max(r.sent, end)
+        if (text := r.delta(final)) and r.emit is not None:
+            r.emit(text)
 
     def _finish(self, r: Row, reason: str) -> None:
         r.finish = reason
         self._emit(r, final=True)
         r.deliver(Completion(text=r.text, prompt_tokens=len(r.ids), completion_tokens=r.generated, finish_reason=reason))
-
-
-def _generator(seed: int | None) -> torch.Generator:
-    g = torch.Generator()
-    if seed is None:
-        g.seed()  # a fresh non-deterministic seed, for this generator only
-    else:
-        g.manual_seed(seed)
-    return g
 
 
 def _skip_cancelled(r: Row) -> bool:

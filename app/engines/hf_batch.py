@@ -23,6 +23,7 @@ from transformers.cache_utils import DynamicLayer
 
 from app.engines.base import SamplingParams
 from app.engines.prefix_cache import KV
+from app.engines.stops import cut_at_stop, hold_back
 
 MIN_COLUMNS = 256  # the buffers' first width; they grow by GROW columns as sequences grow, up to the context
 GROW = 128
@@ -43,8 +44,23 @@ class Row:
     out: list[int] = field(default_factory=list)
     text: str = ""
     generated: int = 0  # tokens sampled, EOS included
-    sent: int = 0
+    sent: int = 0  # characters of `text` streamed so far
     finish: str | None = None
+
+    def take_text(self, text: str) -> bool:
+        """Take the decoded text so far, cut at its earliest stop string; True if one was found."""
+        self.text, stopped = cut_at_stop(text, self.params.stop)
+        return stopped
+
+    def delta(self, final: bool) -> str:
+        """The text to stream now: the rest at the end; before it, all but a trailing partial UTF-8
+        character and the tail a stop string could still begin in (so a stream never runs past a cut)."""
+        end = len(self.text)
+        if not final:
+            end -= self.text.endswith("\ufffd") + hold_back(self.params.stop)
+        end = max(end, self.sent)
+        out, self.sent = self.text[self.sent:end], end
+        return out
 
 
 @dataclass

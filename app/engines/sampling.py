@@ -1,7 +1,9 @@
 """Next-token choice for a batch whose rows each have their own temperature, top_p and seed.
 
 Each row draws its uniform number from its own generator, so a seeded sample is the same
-whichever other requests share its batch.
+whichever other requests share its batch. A row whose temperature is below `GREEDY_BELOW` takes
+the argmax: dividing float32 logits by a tiny temperature overflows them to infinities (and the
+softmax of those is NaN, which samples garbage).
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from typing import Sequence
 
 import torch
 
-from app.engines.base import SamplingParams
+from app.engines.base import GREEDY_BELOW, SamplingParams
 
 
 def sample_next(logits: torch.Tensor, params: Sequence[SamplingParams], gens: Sequence[torch.Generator]) -> torch.Tensor:
     """One token id per row of `logits` ([batch, vocab]), on the CPU."""
     logits = logits.float()
     choice = logits.argmax(dim=-1).cpu()
-    sampled = [b for b, p in enumerate(params) if p.temperature > 0]
+    sampled = [b for b, p in enumerate(params) if p.temperature >= GREEDY_BELOW]
     if not sampled:
         return choice
     idx = torch.tensor(sampled, device=logits.device)
@@ -33,3 +35,13 @@ def sample_next(logits: torch.Tensor, params: Sequence[SamplingParams], gens: Se
     tokens = order.gather(-1, pick).squeeze(-1).cpu()
     choice[torch.tensor(sampled)] = tokens
     return choice
+
+
+def row_generator(seed: int | None) -> torch.Generator:
+    """A row's own random generator: seeded for a reproducible sample, else freshly seeded."""
+    g = torch.Generator()
+    if seed is None:
+        g.seed()  # a fresh non-deterministic seed, for this generator only
+    else:
+        g.manual_seed(seed)
+    return g

@@ -27,6 +27,7 @@ from app.engines.base import (
     SamplingParams,
     encode_chat,
 )
+from app.engines.stops import first_stop
 
 DEFAULT_ARGS = {"enable_prefix_caching": True, "disable_log_stats": False, "enforce_eager": True}
 
@@ -81,9 +82,10 @@ class VLLMEngine:
             async for out in self.engine.generate(TokensPrompt(prompt_token_ids=ids), sp, rid):
                 for c in out.outputs:
                     latest[c.index] = c
-                    if on_delta is not None and len(c.text) > sent[c.index]:
-                        on_delta(i, c.index, c.text[sent[c.index]:])
-                        sent[c.index] = len(c.text)
+                    text = stopped_text(c, params.stop)
+                    if on_delta is not None and len(text) > sent[c.index]:
+                        on_delta(i, c.index, text[sent[c.index]:])
+                        sent[c.index] = len(text)
         except asyncio.CancelledError:
             await self.engine.abort(rid)
             raise
@@ -94,7 +96,7 @@ class VLLMEngine:
         if len(latest) != params.n:
             raise EngineError(f"vLLM returned {len(latest)} of {params.n} samples")
         outs = [latest[j] for j in range(params.n)]
-        return [Completion(c.text, len(ids), len(c.token_ids), "length" if c.finish_reason == "length" else
+        return [Completion(stopped_text(c, params.stop), len(ids), len(c.token_ids), "length" if c.finish_reason == "length" else
                            "abort" if c.finish_reason == "abort" else "stop") for c in outs]
 
     async def health(self) -> bool:
@@ -109,3 +111,16 @@ class VLLMEngine:
         # AsyncLLM.__del__ shuts down again, and at interpreter exit that second call fails noisily
         # (its module globals are gone); once is enough.
         self.engine.shutdown = lambda *args, **kwargs: None
+
+
+def stopped_text(c, stops: Sequence[str]) -> str:
+    """A vLLM output's text cut at the earliest stop string. vLLM tries the stop strings in list
+    order and cuts at the first that matches (`stop: ["swer", " an"]` on "The answer" leaves "The an");
+    its cut text plus the string it matched (`stop_reason`) is known text, so cutting that at its
+    earliest stop string leaves no stop string in the result."""
+    if not stops:
+        return c.text
+    matched = getattr(c, "stop_reason", None)
+    matched = matched if isinstance(matched, str) else ""
+    at = first_stop(c.text + matched, stops)
+    return c.text if at is None else c.text[:at]
