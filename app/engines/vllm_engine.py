@@ -96,7 +96,8 @@ class VLLMEngine:
         if len(latest) != params.n:
             raise EngineError(f"vLLM returned {len(latest)} of {params.n} samples")
         outs = [latest[j] for j in range(params.n)]
-        return [Completion(stopped_text(c, params.stop), len(ids), len(c.token_ids), "length" if c.finish_reason == "length" else
+        return [Completion(stopped_text(c, params.stop), len(ids), len(c.token_ids),
+                           "length" if c.finish_reason == "length" else
                            "abort" if c.finish_reason == "abort" else "stop") for c in outs]
 
     async def health(self) -> bool:
