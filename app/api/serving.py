@@ -66,11 +66,13 @@ async def run_mapped(coro: Awaitable, param: str = "question", model: str = "", 
         metrics.DEADLINES.labels(model).inc()
         raise ApiError(504, str(e), "timeout", "timeout") from None
     except EngineError as e:
-        metrics.ENGINE_ERRORS.labels(model).inc()
-        if state is not None:
-            state.engine_failures = getattr(state, "engine_failures", 0) + 1
+        if e.fault:  # not a client's mistake nor an upstream's "later, please"
+            metrics.ENGINE_ERRORS.labels(model).inc()
+            if state is not None:
+                state.engine_failures = getattr(state, "engine_failures", 0) + 1
+        retry_after = getattr(e, "retry_after", None) or (5 if e.status == 503 else None)
         raise ApiError(e.status, f"engine error: {e}", code=e.code,
-                       headers={"Retry-After": "5"} if e.status == 503 else None) from None
+                       headers={"Retry-After": str(retry_after)} if retry_after else None) from None
     except ValueError as e:
         raise ApiError(400, str(e), param) from None
     if state is not None:

@@ -20,10 +20,13 @@ GREEDY_BELOW = 1e-5
 
 
 class EngineError(RuntimeError):
-    """The engine failed to produce a completion; `status` is the HTTP status the server answers."""
+    """The engine failed to produce a completion; `status` is the HTTP status the server answers.
+    `fault` says whether the engine is to blame (counted as an engine error; enough in a row flip
+    readiness): False for what the request caused or an upstream's rate limit."""
 
     status = 500
     code = "engine_error"
+    fault = True
 
 
 class PromptTooLongError(ValueError):

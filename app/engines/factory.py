@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 
 def make_engine(name: str, model: str, *, device: str | None = None, max_batch_size: int = 32,
                 base_url: str | None = None, api_key: str | None = None, model_name: str | None = None,
-                engine_args: dict | None = None, prefix_cache_mb: float = 256) -> Engine:
-    """Build an engine (blocking: loads weights). Remote engines still need `start()`."""
+                engine_args: dict | None = None, prefix_cache_mb: float = 256,
+                timeout_s: float | None = None) -> Engine:
+    """Build an engine (blocking: loads weights). Remote engines still need `start()`; `timeout_s`
+    bounds a remote engine's wait for its upstream (the server passes its request timeout)."""
     if name == "hf":
         from app.engines.hf import HFEngine
 
@@ -28,7 +30,7 @@ def make_engine(name: str, model: str, *, device: str | None = None, max_batch_s
     if name == "openai":
         from app.engines.openai_remote import OpenAIEngine
 
-        return OpenAIEngine(base_url, api_key=api_key, model=model_name)
+        return OpenAIEngine(base_url, api_key=api_key, model=model_name, **({"timeout_s": timeout_s} if timeout_s else {}))
     raise ValueError(f"unknown engine {name!r}; expected one of {', '.join(ENGINES)}")
 
 

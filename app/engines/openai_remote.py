@@ -1,10 +1,14 @@
 """The remote engine: any OpenAI-compatible server (a vLLM fleet behind a router, SGLang,
 llama.cpp, another rise-serve) through its `/v1/chat/completions`.
 
-Pooled connections, a timeout on every call, retries with exponential backoff on connection
-errors and 5xx only; readiness reflects whether the upstream answers. Several samples (n > 1) go
-out as n concurrent requests with seeds seed+i, so each sample's token counts are exact and the
-upstream's prefix cache serves the shared prompt.
+Pooled connections; a read timeout of the request timeout (the loop's deadline ends a call
+sooner). A generation is sent again only when the upstream cannot have started it: a connection
+that was never made, or an answer of 5xx or 429 (honouring `Retry-After` when it fits the call's
+time). A read error or timeout after sending is never retried. Replies are validated
+(`app/engines/openai_protocol.py`); errors inside a stream are read like error responses.
+Several samples (n > 1) go out as n concurrent requests with seeds seed+i, so each sample's token
+counts are exact and the upstream's prefix cache serves the shared prompt. A rise-serve upstream is
+asked for one plain turn per call (`"rise": {"max_turns": 1}`), so refinement does not nest.
 
     rise serve --engine openai --base-url http://127.0.0.1:8001/v1 --model-name rise-synth
 """
@@ -14,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
+import time
 from typing import Sequence
 from urllib.parse import urlparse
 
 import httpx
+from pydantic import ValidationError
 
 from app.engines.base import (
     Completion,
@@ -29,12 +36,24 @@ from app.engines.base import (
     PromptTooLongError,
     SamplingParams,
 )
+from app.engines.openai_protocol import (
+    RISE_SERVE,
+    ChatCompletion,
+    Chunk,
+    ModelList,
+    StreamAssembler,
+    error_message,
+    finish,
+    is_context_error,
+    retry_after_s,
+    stream_error,
+)
 
 log = logging.getLogger(__name__)
 
 
 class UpstreamUnavailable(EngineError):
-    """The upstream cannot be reached or keeps failing."""
+    """The upstream cannot be reached, broke off, or keeps failing (an engine fault)."""
 
     status = 503
     code = "upstream_unavailable"
@@ -47,6 +66,39 @@ class UpstreamError(EngineError):
     code = "upstream_error"
 
 
+class UpstreamRejected(UpstreamError):
+    """The upstream refused this request for what it asked (a 400, 413 or 422 that is not about the
+    context): still a 502, but the request's doing, not a fault of the engine."""
+
+    fault = False
+
+
+class UpstreamBusy(EngineError):
+    """The upstream asked to be called later (429, or 503 with Retry-After) and waiting does not fit
+    the call's time: passed on to the client with its Retry-After. Not an engine fault."""
+
+    fault = False
+
+    def __init__(self, message: str, status: int, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = "rate_limit_exceeded" if status == 429 else "upstream_unavailable"
+        self.retry_after = max(1, math.ceil(retry_after)) if retry_after is not None else None
+
+
+class _Retry(Exception):
+    """An answer that proves the upstream did not generate: send again after `wait` seconds (None:
+    the usual backoff), or give up with `error`."""
+
+    def __init__(self, error: EngineError, wait: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error, self.wait = error, wait
+
+
+# Connection errors before the request went out: sending again cannot duplicate a generation.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def check_base_url(url: str | None) -> str:
     parsed = urlparse(url or "")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -56,135 +108,176 @@ def check_base_url(url: str | None) -> str:
 
 class OpenAIEngine:
     def __init__(self, base_url: str, *, api_key: str | None = None, model: str | None = None,
-                 timeout_s: float = 120.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
+                 timeout_s: float = 300.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
                  backoff_s: float = 0.25, max_connections: int = 256, max_context: int | None = None) -> None:
         self.base_url = check_base_url(base_url)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.AsyncClient(
             base_url=self.base_url, headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections))
-        self.max_retries, self.backoff_s = max_retries, backoff_s
+        self.timeout_s, self.max_retries, self.backoff_s = timeout_s, max_retries, backoff_s
+        self.rise_upstream = False  # the upstream is rise-serve: ask it for one plain turn per call
         self._model = model
         self._info = EngineInfo(model_name=model or "upstream", max_context=max_context or 4096,
                                 extra={"engine": "openai", "base_url": self.base_url})
+        self._known = False  # the upstream's model list was read
+        self._start_lock = asyncio.Lock()
 
     @property
     def info(self) -> EngineInfo:
         return self._info
 
     async def start(self) -> None:
-        """Learn the upstream's model name and context length (when it tells them)."""
-        data = await self._request("GET", "/models")
-        models = data.get("data") or []
+        """Learn the upstream's model name, context length and whether it is rise-serve."""
+        r = await self._send("GET", "/models", None, time.monotonic() + self.timeout_s)
+        self._adopt(_json(r, self.base_url, "/models"))
+
+    def _adopt(self, data: object) -> None:
+        try:
+            models = ModelList.model_validate(data).data
+        except ValidationError:
+            raise UpstreamError(f"upstream {self.base_url} answered /models with an invalid model list") from None
         if not models:
             raise UpstreamError(f"upstream {self.base_url} lists no models")
-        entry = next((m for m in models if m.get("id") == self._model), None) if self._model else models[0]
+        entry = next((m for m in models if m.id == self._model), None) if self._model else models[0]
         if entry is None:
             raise UpstreamError(f"upstream {self.base_url} does not serve {self._model!r}; it serves "
-                              + ", ".join(str(m.get("id")) for m in models))
-        self._model = entry["id"]
-        self._info = EngineInfo(model_name=self._model, max_context=int(entry.get("max_model_len") or self._info.max_context),
+                                + ", ".join(m.id for m in models))
+        self._model, self.rise_upstream, self._known = entry.id, entry.owned_by == RISE_SERVE, True
+        self._info = EngineInfo(model_name=entry.id, max_context=entry.max_model_len or self._info.max_context,
                                 extra=self._info.extra)
+
+    async def _ensure_known(self) -> None:
+        """Read the model list once (start-up may have found the upstream down)."""
+        if not self._known:
+            async with self._start_lock:
+                if not self._known:
+                    await self.start()
 
     async def generate(self, prompts: Sequence[Conversation], params: SamplingParams,
                        on_delta: DeltaCallback | None = None) -> list[list[Completion]]:
+        await self._ensure_known()
         tasks = [[self._one(list(p), params, None if params.seed is None else params.seed + j,
                             None if on_delta is None else (lambda t, i=i, j=j: on_delta(i, j, t)))
                   for j in range(params.n)] for i, p in enumerate(prompts)]
         flat = await asyncio.gather(*[t for row in tasks for t in row])
         return [flat[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
 
-    async def _one(self, messages: list[dict], params: SamplingParams, seed: int | None, emit) -> Completion:
+    def _body(self, messages: list[dict], params: SamplingParams, seed: int | None) -> dict:
         body = {"model": self._model or self._info.model_name, "messages": messages, "n": 1,
                 "temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens}
         if seed is not None:
             body["seed"] = seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if self.rise_upstream:
+            body["rise"] = {"max_turns": 1}  # one plain turn: this server runs the refinement
+        return body
+
+    async def _one(self, messages: list[dict], params: SamplingParams, seed: int | None, emit) -> Completion:
+        body, until = self._body(messages, params, seed), time.monotonic() + self.timeout_s
         if emit is None:
-            data = await self._request("POST", "/chat/completions", body)
+            r = await self._send("POST", "/chat/completions", body, until)
+            data = _json(r, self.base_url, "/chat/completions")
+            self._check_error(stream_error(data), "answered")
             try:
-                choice, usage = data["choices"][0], data["usage"]
-                return Completion(choice["message"]["content"] or "", int(usage["prompt_tokens"]),
-                                  int(usage["completion_tokens"]), _finish(choice.get("finish_reason")))
-            except (KeyError, IndexError, TypeError, ValueError):
+                reply = ChatCompletion.model_validate(data)
+            except ValidationError:
                 raise UpstreamError(f"upstream {self.base_url} returned an invalid chat completion") from None
-        return await self._stream(body, emit)
+            choice = reply.choices[0]
+            return Completion(choice.message.content or "", reply.usage.prompt_tokens,
+                              reply.usage.completion_tokens, finish(choice.finish_reason))
+        return await self._stream({**body, "stream": True, "stream_options": {"include_usage": True}}, emit, until)
 
-    async def _stream(self, body: dict, emit) -> Completion:
-        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
-        text, finish, usage = [], "stop", None
-        async for chunk in self._with_retries(lambda: self._sse(body)):
-            for c in chunk.get("choices") or []:
-                piece = (c.get("delta") or {}).get("content") or ""
-                if piece:
-                    text.append(piece)
-                    emit(piece)
-                if c.get("finish_reason"):
-                    finish = _finish(c["finish_reason"])
-            usage = chunk.get("usage") or usage
-        if not usage:
-            raise UpstreamError(f"upstream {self.base_url} sent no usage in its stream")
-        return Completion("".join(text), int(usage["prompt_tokens"]), int(usage["completion_tokens"]), finish)
-
-    async def _sse(self, body: dict):
-        async with self.client.stream("POST", "/chat/completions", json=body) as r:
-            if r.status_code >= 400:
-                await r.aread()
-                self._raise_for(r)
+    async def _stream(self, body: dict, emit, until: float) -> Completion:
+        r = await self._send("POST", "/chat/completions", body, until, stream=True)
+        out = StreamAssembler(emit, self.rise_upstream)
+        try:
             async for line in r.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    return
-                try:
-                    yield json.loads(data)
-                except json.JSONDecodeError:
-                    raise UpstreamError(f"upstream {self.base_url} sent malformed stream data") from None
+                    break
+                out.feed(self._chunk(data))
+        except httpx.HTTPError as e:  # the upstream broke off mid-answer: never sent again
+            raise UpstreamUnavailable(f"upstream {self.base_url} broke off its stream: {_describe(e)}") from None
+        finally:
+            await r.aclose()
+        completion = out.completion()
+        if completion is None:
+            raise UpstreamError(f"upstream {self.base_url} sent no usage in its stream")
+        return completion
 
-    async def _with_retries(self, make_stream):
-        """Iterate a stream, retrying its start on connection errors and 5xx (not once data flowed)."""
-        for attempt in range(self.max_retries + 1):
-            started = False
-            try:
-                async for item in make_stream():
-                    started = True
-                    yield item
-                return
-            except (httpx.TransportError, _Retryable) as e:
-                if started or attempt == self.max_retries:
-                    raise UpstreamUnavailable(f"upstream {self.base_url} failed: {_describe(e)}") from None
-                await asyncio.sleep(self._delay(attempt))
+    def _chunk(self, data: str) -> Chunk:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError:
+            raise UpstreamError(f"upstream {self.base_url} sent malformed stream data") from None
+        self._check_error(stream_error(payload), "reported in its stream")
+        try:
+            return Chunk.model_validate(payload)
+        except ValidationError:
+            raise UpstreamError(f"upstream {self.base_url} sent an invalid stream chunk") from None
 
-    async def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _check_error(self, info, how: str) -> None:
+        """Raise what an error object inside a 200 answer means: a context-length refusal is the
+        client's PromptTooLongError, another client error is not an engine fault, the rest are."""
+        if info is None:
+            return
+        if is_context_error(info.message, info.code):
+            raise PromptTooLongError(f"upstream: {info.message}")
+        client_side = info.type == "invalid_request_error" or (isinstance(info.code, int) and 400 <= info.code < 500)
+        cls = UpstreamRejected if client_side else UpstreamError
+        raise cls(f"upstream {self.base_url} {how} an error: {info.message or info.type or 'no message'}")
+
+    async def _send(self, method: str, path: str, body: dict | None, until: float,
+                    stream: bool = False) -> httpx.Response:
+        """A response with a status below 400 (a streamed one still open). Sent again only when
+        the upstream cannot have started generating, and only while the wait fits before `until`."""
         for attempt in range(self.max_retries + 1):
             try:
-                r = await self.client.request(method, path, json=body)
-                if r.status_code >= 400:
-                    self._raise_for(r)
-                try:
-                    return r.json()
-                except ValueError:
-                    raise UpstreamError(f"upstream {self.base_url} answered {path} with something that is not JSON") from None
-            except (httpx.TransportError, _Retryable) as e:
-                if attempt == self.max_retries:
-                    raise UpstreamUnavailable(f"upstream {self.base_url} failed: {_describe(e)}") from None
-                await asyncio.sleep(self._delay(attempt))
+                request = self.client.build_request(method, path, json=body)
+                r = await self.client.send(request, stream=stream)
+                if r.status_code < 400:
+                    return r
+                await r.aread()
+                await r.aclose()
+                self._refuse(r)
+            except _NOT_SENT as e:
+                retry = _Retry(UpstreamUnavailable(f"upstream {self.base_url} cannot be reached: {_describe(e)}"))
+            except httpx.TimeoutException as e:
+                raise UpstreamUnavailable(f"upstream {self.base_url} did not answer in time: {_describe(e)}") from None
+            except httpx.HTTPError as e:
+                raise UpstreamUnavailable(f"upstream {self.base_url} failed: {_describe(e)}") from None
+            except _Retry as e:
+                retry = e
+            wait = self._delay(attempt) if retry.wait is None else retry.wait
+            if attempt == self.max_retries or time.monotonic() + wait >= until:
+                raise retry.error
+            log.info("upstream %s: %s; again in %.2f s", self.base_url, retry.error, wait)
+            await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _raise_for(self, r: httpx.Response) -> None:
-        if r.status_code >= 500:
-            raise _Retryable(f"HTTP {r.status_code}")
+    def _refuse(self, r: httpx.Response) -> None:
+        """Raise what an error status means (_Retry for the ones that may be sent again)."""
         try:
-            message = r.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = r.text[:200]
-        if r.status_code == 400 and ("context" in message.lower() or "too long" in message.lower()
-                                     or "maximum" in message.lower()):
-            raise PromptTooLongError(f"upstream: {message}")
-        raise UpstreamError(f"upstream {self.base_url} refused the request (HTTP {r.status_code}): {message}")
+            body = r.json()
+        except ValueError:
+            body = None
+        message, code = error_message(body, r.text)
+        said = f"upstream {self.base_url} answered HTTP {r.status_code}: {message}"
+        wait = retry_after_s(r.headers.get("retry-after"))
+        if r.status_code == 429 or (r.status_code == 503 and wait is not None):
+            raise _Retry(UpstreamBusy(said, r.status_code, wait if wait is not None else self.backoff_s), wait)
+        if r.status_code >= 500:
+            raise _Retry(UpstreamUnavailable(said))
+        if r.status_code in (400, 413, 422):
+            if is_context_error(message, code):
+                raise PromptTooLongError(f"upstream: {message}")
+            raise UpstreamRejected(said)
+        raise UpstreamError(said)  # 401, 403, 404...: how this engine is set up
 
     def _delay(self, attempt: int) -> float:
         return self.backoff_s * (2 ** attempt) * (0.5 + random.random())
@@ -192,20 +285,23 @@ class OpenAIEngine:
     async def health(self) -> bool:
         try:
             r = await self.client.get("/models", timeout=3.0)
-            return r.status_code == 200
-        except httpx.HTTPError:
+            if r.status_code != 200:
+                return False
+            if not self._known:  # the upstream is back after a start without it
+                self._adopt(r.json())
+            return True
+        except (httpx.HTTPError, ValueError, EngineError):
             return False
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
 
-class _Retryable(Exception):
-    pass
-
-
-def _finish(reason: str | None) -> str:
-    return "length" if reason == "length" else "abort" if reason == "abort" else "stop"
+def _json(r: httpx.Response, base_url: str, path: str) -> object:
+    try:
+        return r.json()
+    except ValueError:
+        raise UpstreamError(f"upstream {base_url} answered {path} with something that is not JSON") from None
 
 
 def _describe(e: BaseException) -> str:
