@@ -5,20 +5,50 @@
 
 from __future__ import annotations
 
+import os
+import site
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "rise-synth"
-BASE_MODEL = ROOT / "models" / "base-synth"
+ROOT = Path(__file__).resolve().parent.parent  # the source checkout, when app/ sits next to models/
+SHIPPED = ("rise-synth", "base-synth")  # the RISE model first; the base model while no RISE model is shipped
+MISSING = Path("models") / SHIPPED[0]  # what default_model() answers when no shipped model is found
+
+
+def model_dirs() -> list[Path]:
+    """Where shipped models are looked for, in order: the working directory's models/, the source
+    checkout's, then where `pip install` puts them (share/rise-serve/models under the
+    environment's prefix or the user's base; see pyproject.toml's data-files)."""
+    share = Path("share") / "rise-serve" / "models"
+    return list(dict.fromkeys([Path.cwd() / "models", ROOT / "models", Path(sys.prefix) / share,
+                               Path(site.getuserbase()) / share]))
 
 
 def default_model() -> Path:
-    """The shipped RISE model, or the base model while no RISE model is shipped."""
-    return DEFAULT_MODEL if (DEFAULT_MODEL / "config.json").is_file() else BASE_MODEL
+    """RISE_MODEL where set, else the first shipped model in model_dirs(), else MISSING (which
+    `model_problem` refuses with a message on setting RISE_MODEL)."""
+    if os.environ.get("RISE_MODEL"):
+        return Path(os.environ["RISE_MODEL"])
+    for folder in model_dirs():
+        for name in SHIPPED:
+            if (folder / name / "config.json").is_file():
+                return folder / name
+    return MISSING
+
+
+def model_problem(path: Path | str) -> str | None:
+    """Why `path` is not an HF model directory (None when it is one)."""
+    if (Path(path) / "config.json").is_file():
+        return None
+    if Path(path) == MISSING:
+        looked = ", ".join(str(d) for d in model_dirs())
+        return (f"no shipped model found (looked in {looked}): set RISE_MODEL (or --model) "
+                "to an HF model directory")
+    return f"{path} is not a model directory (no config.json)"
 
 
 class Settings(BaseSettings):
@@ -66,6 +96,8 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(64, ge=1, description="refinements served at once")
     max_queue: int = Field(256, ge=0, description="refinements waiting for a slot; past it: 429")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
+    body_timeout_s: float = Field(10.0, gt=0, description="time a client has to send its whole request body "
+                                  "(past it: 408)")
     request_timeout_s: float = Field(300.0, gt=0, description="deadline of one refinement (a request's "
                                      "`timeout` may only shorten it)")
     shutdown_grace_s: float = Field(30.0, ge=0, description="how long in-flight requests may finish after SIGTERM")
@@ -81,13 +113,50 @@ class Settings(BaseSettings):
             if v.startswith("["):
                 import json
 
-                return json.loads(v)
+                v = json.loads(v)
+                if not isinstance(v, list) or not all(isinstance(k, str) for k in v):
+                    raise ValueError("RISE_API_KEYS as JSON must be a list of strings")
+                return v
             return [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, v: list[str]) -> list[str]:
+        for k in v:
+            check_key(k, "RISE_API_KEYS")
+        return v
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _check_keys_file(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            for k in _read_keys_file(v):
+                check_key(k, f"RISE_API_KEYS_FILE ({v})")
         return v
 
     def accepted_keys(self) -> list[str]:
         keys = list(self.api_keys)
         if self.api_keys_file is not None:
-            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
+            keys += _read_keys_file(self.api_keys_file)
         return keys
+
+
+def check_key(key: str, setting: str) -> None:
+    """An accepted key is printable ASCII with no spaces: an empty key would match a request with
+    no header, and a non-ASCII one only a client that encodes headers as latin-1."""
+    if not key.strip():
+        raise ValueError(f"{setting} holds an empty or blank key; remove it (an empty key would turn "
+                         "authentication off)")
+    if not all(33 <= ord(c) <= 126 for c in key):
+        raise ValueError(f"{setting} holds a key with spaces, control or non-ASCII characters; keys must be "
+                         "printable ASCII")
+
+
+def _read_keys_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"RISE_API_KEYS_FILE {path} cannot be read: {e}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 

@@ -1,8 +1,8 @@
-"""Dependencies the routes declare with `Annotated`: settings, the engine, answer checkers."""
+"""Dependencies the routes declare with `Annotated`: settings, the engine, deadlines. (API keys are
+checked by the `Auth` middleware, before admission and before the body is read.)"""
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Annotated
 
@@ -22,23 +22,6 @@ def get_engine(request: Request) -> Engine:
     if engine is None:
         raise ApiError(503, "the model is still loading; retry shortly", code="not_ready", headers={"Retry-After": "2"})
     return engine
-
-
-def require_key(request: Request) -> None:
-    """When keys are configured, every /v1 route needs `Authorization: Bearer KEY` (constant-time
-    comparison against every accepted key, so timing says nothing about which prefix matched)."""
-    keys: list[bytes] = request.app.state.api_keys
-    if not keys:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    token = given.strip().encode() if scheme.lower() == "bearer" else b""
-    ok = False
-    for key in keys:
-        ok |= hmac.compare_digest(token, key)
-    if not ok:
-        raise ApiError(401, "missing or invalid API key: send 'Authorization: Bearer KEY'", code="invalid_api_key",
-                       headers={"WWW-Authenticate": "Bearer"})
 
 
 def deadline_for(request: Request, timeout: float | None) -> float:

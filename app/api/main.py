@@ -11,12 +11,12 @@ import logging
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from app import metrics
 from app.api import errors
-from app.api.deps import require_key
-from app.api.middleware import Admission, BodyLimit, RequestId
+from app.api.admission import Admission
+from app.api.middleware import Auth, BodyLimit, RequestId
 from app.api.routes import health, openai, refine
 from app.api.routes import metrics as metrics_routes
 from app.config import Settings
@@ -53,17 +53,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine_failures = 0
     app.state.api_keys = [k.encode() for k in settings.accepted_keys()]
     errors.install(app)
-    keyed = [Depends(require_key)]
     app.include_router(health.router)
-    app.include_router(health.models_router, dependencies=keyed)
-    app.include_router(refine.router, dependencies=keyed)
-    app.include_router(openai.router, dependencies=keyed)
+    app.include_router(health.models_router)
+    app.include_router(refine.router)
+    app.include_router(openai.router)
     app.include_router(metrics_routes.router)
-    # outermost last: request id -> body limit -> metrics -> admission -> routes
+    # outermost last: request id -> metrics -> keys -> whole body (size, time) -> admission -> routes
     app.add_middleware(Admission, state=app.state, max_in_flight=settings.max_in_flight,
                        max_queue=settings.max_queue, model_name=lambda: served_name(app))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(Auth, keys=app.state.api_keys)
     app.add_middleware(metrics.MetricsMiddleware, model_name=lambda: served_name(app))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)
     metrics.watch_engine(lambda: app.state.engine)
     if engine is not None:
@@ -93,7 +93,8 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         app.state.engine = await open_engine(
             settings.engine, str(settings.model), strict=False, device=settings.device,
             max_batch_size=settings.max_batch_size, base_url=settings.base_url, api_key=settings.api_key_upstream,
-            model_name=settings.model_name, engine_args=settings.engine_args, prefix_cache_mb=settings.prefix_cache_mb)
+            model_name=settings.model_name, engine_args=settings.engine_args, prefix_cache_mb=settings.prefix_cache_mb,
+            timeout_s=settings.request_timeout_s)
         _instrument(app.state.engine)
         log.info("engine ready: %s", app.state.engine.info.model_name)
     except Exception as e:  # noqa: BLE001 - reported through /ready and the log

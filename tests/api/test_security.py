@@ -1,0 +1,150 @@
+"""Review findings (issue 13, high 1-2 and medium 6), run as an attacker would against a real
+server: keys, authentication before admission, slow and oversized bodies, queue places."""
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from app.api.middleware import key_matches
+from app.config import Settings
+from tests.servers import ROOT, start_server, stop_server, wait_for
+
+Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
+KEY = "k-secure-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.mark.parametrize("keys", ['["k1", ""]', '["k1", "   "]', '["k1", "k\\u00e9y"]', '["k 1"]', '[1]'])
+def test_bad_keys_are_refused_at_settings(keys, monkeypatch):
+    monkeypatch.setenv("RISE_API_KEYS", keys)
+    with pytest.raises(ValueError, match="RISE_API_KEYS"):
+        Settings()
+
+
+def test_blank_line_free_key_file_and_bad_file(tmp_path):
+    good = tmp_path / "keys.txt"
+    good.write_text("\nk-one\n\n  k-two  \n")
+    assert Settings(api_keys_file=good).accepted_keys() == ["k-one", "k-two"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("k-one\nk\u00e9y\n")
+    with pytest.raises(ValueError, match="RISE_API_KEYS_FILE"):
+        Settings(api_keys_file=bad)
+
+
+def test_serve_with_an_empty_json_key_exits_2_naming_the_setting():
+    """The attack: RISE_API_KEYS='["k1", ""]' used to turn authentication off."""
+    p = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "1"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "RISE_API_KEYS": '["k1", ""]'})
+    assert p.returncode == 2, p.stderr
+    assert "RISE_API_KEYS" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_missing_header_never_matches_even_an_empty_key():
+    assert not key_matches([b"", b"k1"], None)
+    assert not key_matches([b"", b"k1"], b"Bearer ")
+    assert not key_matches([b"k1"], b"Basic k1")
+    assert key_matches([b"k1"], b"bearer   k1 ")
+
+
+@pytest.fixture(scope="module")
+def tight():
+    proc, url, log = start_server({"RISE_API_KEYS": KEY, "RISE_MAX_IN_FLIGHT": "1", "RISE_MAX_QUEUE": "1",
+                                   "RISE_BODY_TIMEOUT_S": "1.5", "RISE_MAX_BODY_BYTES": "20000"})
+    yield url
+    stop_server(proc)
+
+
+def _raw(url: str, head: bytes) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(head)
+    return s
+
+
+def _status(s: socket.socket) -> int:
+    data = s.recv(4096)
+    return int(data.split(b" ", 2)[1]) if data else 0
+
+
+def test_unauthenticated_slow_body_holds_no_slot(tight):
+    """Headers and half a body with no key: 401 at once; a keyed request is served meanwhile."""
+    body = b'{"question": "' + Q.encode() + b'", "max_turns": 1}'
+    s = _raw(tight, b"POST /v1/refine HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+    try:
+        assert _status(s) == 401
+        r = httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=60)
+        assert r.status_code == 200
+    finally:
+        s.close()
+
+
+def test_without_a_key_every_refusal_is_401(tight):
+    r = httpx.post(f"{tight}/v1/refine", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.post(f"{tight}/v1/refine", content=b"x" * 50_000)
+    assert r.status_code == 401
+
+
+def test_a_keyed_slow_body_gets_408_and_holds_no_slot(tight):
+    body = b'{"question": "' + Q.encode() + b'", "max_turns": 1}'
+    s = _raw(tight, b"POST /v1/refine HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+    try:
+        t = time.monotonic()
+        r = httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=60)
+        assert r.status_code == 200  # the slow body is not admitted, so the one slot is free
+        assert _status(s) == 408
+        assert time.monotonic() - t < 30
+    finally:
+        s.close()
+
+
+def test_chunked_body_over_the_limit_is_413(tight):
+    def chunks():
+        for _ in range(30):
+            yield b"x" * 1000
+
+    r = httpx.post(f"{tight}/v1/refine", content=chunks(), headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    small = b'{"question": "' + Q.encode() + b'", "max_turns": 1}'
+    r = httpx.post(f"{tight}/v1/refine", content=iter([small[:20], small[20:]]),
+                   headers={**AUTH, "Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 200  # a chunked body within the limit still works
+
+
+def _waiting(url: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rise_requests_waiting{"))
+
+
+def test_a_client_that_leaves_the_queue_gives_its_place_back_at_once(tight):
+    results = {}
+
+    def long_one():
+        results["long"] = httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 10, "max_tokens": 160},
+                                     headers=AUTH, timeout=120).status_code
+
+    runner = threading.Thread(target=long_one)
+    runner.start()
+    assert wait_for(lambda: _in_flight(tight) >= 1, 20, 0.05)
+    with pytest.raises(httpx.ReadTimeout):  # queued behind the long one, then gives up
+        httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=1.0)
+    assert wait_for(lambda: _waiting(tight) == 0, 3, 0.05)  # its place is free before the long one ends
+    assert runner.is_alive()
+    # the queue has room again: the next request queues (and times out here) instead of a 429
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=1.0)
+    runner.join(120)
+    assert results["long"] == 200
+
+
+def _in_flight(url: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("rise_requests_in_flight{") and 'route="/v1/refine"' in line)
