@@ -1,0 +1,72 @@
+"""rise-serve in front of another rise-serve (`--engine openai`): the upstream does one plain turn
+per downstream turn, so two hops cost exactly what one does, tokens still stream, and the upstream's
+errors (a context that overflows) reach the client as they would from the front's own engine."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+
+from tests.servers import start_server, stop_server
+
+Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
+TOO_LONG = "Sam has 3 apples. " * 400  # about 2400 tokens; the shipped models hold 1024
+TURN_TWO_TOO_LONG = "Sam has 3 apples. " * 166 + "How many apples does Sam have?"  # about 1000 tokens
+MARKER = re.compile(r"\[turn \d+\]\n|\n\[answer: [^\n]*\]\n")
+
+
+@pytest.fixture(scope="module")
+def front(server):
+    """A rise-serve whose engine is the session's rise-serve (default 5 turns), over HTTP."""
+    proc, url, _log = start_server({"RISE_ENGINE": "openai", "RISE_BASE_URL": f"{server}/v1"})
+    yield url
+    stop_server(proc)
+
+
+def _refine(url: str, **body) -> httpx.Response:
+    return httpx.post(f"{url}/v1/refine", json={"question": Q, "max_tokens": 80, **body}, timeout=120)
+
+
+@pytest.mark.parametrize("window", ["last", "full"])
+def test_two_hops_cost_what_one_does(server, front, window):
+    direct, hops = _refine(server, max_turns=2, window=window).json(), _refine(front, max_turns=2, window=window).json()
+    assert [t["text"] for t in hops["turns"]] == [t["text"] for t in direct["turns"]]
+    assert [(t["prompt_tokens"], t["completion_tokens"]) for t in hops["turns"]] == \
+           [(t["prompt_tokens"], t["completion_tokens"]) for t in direct["turns"]]
+    assert hops["usage"] == direct["usage"] and hops["final_answer"] == direct["final_answer"]
+
+
+def test_tokens_stream_through_two_hops_once(front, model_name):
+    r = httpx.post(f"{front}/v1/chat/completions", timeout=120, json={
+        "model": model_name, "messages": [{"role": "user", "content": Q}], "temperature": 0, "max_tokens": 80,
+        "stream": True, "rise": {"max_turns": 2}})
+    assert r.status_code == 200
+    events = [json.loads(line[6:]) for line in r.text.splitlines()
+              if line.startswith("data: ") and line != "data: [DONE]"]
+    reasoning = [c["choices"][0]["delta"].get("reasoning_content") for c in events if c.get("choices")]
+    reasoning = [p for p in reasoning if p]
+    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in events if c.get("choices"))
+    trace = next(c["rise"] for c in events if "rise" in c)
+    texts = [t["text"] for t in trace["turns"]]
+    assert MARKER.sub("", "".join(reasoning)) == "".join(texts)  # each turn's text streamed once
+    assert len(reasoning) > 4 * len(texts)  # token by token, not one piece per turn
+    assert content == texts[-1]
+
+
+def test_over_long_questions_are_400_and_leave_the_front_ready(front):
+    for _ in range(6):
+        r = _refine(front, question=TOO_LONG, max_turns=2)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded", r.text
+    assert httpx.get(f"{front}/ready").status_code == 200
+
+
+def test_a_turn_that_outgrows_the_context_upstream_keeps_the_turns_before(server, front):
+    direct = _refine(server, question=TURN_TWO_TOO_LONG, max_turns=3, window="full")
+    assert direct.status_code == 200 and direct.json()["stop_reason"] == "context_length"  # the premise
+    hops = _refine(front, question=TURN_TWO_TOO_LONG, max_turns=3, window="full")
+    assert hops.status_code == 200, hops.text
+    assert hops.json()["stop_reason"] == "context_length"
+    assert [t["text"] for t in hops.json()["turns"]] == [t["text"] for t in direct.json()["turns"]]
