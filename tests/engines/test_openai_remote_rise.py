@@ -70,3 +70,58 @@ def test_a_turn_that_outgrows_the_context_upstream_keeps_the_turns_before(server
     assert hops.status_code == 200, hops.text
     assert hops.json()["stop_reason"] == "context_length"
     assert [t["text"] for t in hops.json()["turns"]] == [t["text"] for t in direct.json()["turns"]]
+
+
+# the same, against a scripted upstream --------------------------------------------------------
+
+RISE_MODELS = {"object": "list", "data": [{"id": "rise-synth", "object": "model", "owned_by": "rise-serve",
+                                           "max_model_len": 1024}]}
+
+
+async def test_a_rise_serve_upstream_found_after_start_up_is_asked_for_one_turn():
+    from app.engines.base import SamplingParams
+    from app.engines.openai_remote import OpenAIEngine
+    from tests.engines.fake_upstream import FakeUpstream, answer
+
+    with FakeUpstream(lambda body, n: answer("The answer is 4.", stream=body.get("stream", False)),
+                      models=RISE_MODELS) as up:
+        engine = OpenAIEngine(up.url)  # never started: the upstream was down when the server started
+        try:
+            assert await engine.health()
+            assert engine.info.model_name == "rise-synth" and engine.info.max_context == 1024 and engine.rise_upstream
+            await engine.generate([[{"role": "user", "content": "2 + 2?"}]], SamplingParams())
+        finally:
+            await engine.aclose()
+        assert up.requests[0]["rise"] == {"max_turns": 1} and up.requests[0]["model"] == "rise-synth"
+
+    with FakeUpstream(lambda body, n: answer("4", stream=False)) as other:
+        engine = OpenAIEngine(other.url)
+        try:
+            await engine.generate([[{"role": "user", "content": "2 + 2?"}]], SamplingParams())
+        finally:
+            await engine.aclose()
+        assert "rise" not in other.requests[0] and other.requests[0]["model"] == "m"
+
+
+def _assemble(rise: bool, deltas: list[dict]):
+    from app.engines.openai_protocol import Chunk, StreamAssembler
+
+    shown = []
+    out = StreamAssembler(shown.append, rise)
+    for d in deltas:
+        out.feed(Chunk.model_validate({"choices": [{"delta": d}]}))
+    out.feed(Chunk.model_validate({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}))
+    return out.completion().text, shown
+
+
+def test_rise_serve_turn_tokens_stream_once_and_the_text_is_the_answer():
+    text, shown = _assemble(True, [{"role": "assistant", "content": ""}, {"reasoning_content": "[turn 1]\n"},
+                                   {"reasoning_content": "The answer"}, {"reasoning_content": " is 4."},
+                                   {"reasoning_content": "\n[answer: 4 (unchecked)]\n"}, {"content": "The answer is 4."}])
+    assert text == "The answer is 4." and shown == ["The answer", " is 4."]
+
+
+def test_reasoning_of_other_upstreams_streams_but_is_not_the_text():
+    text, shown = _assemble(False, [{"reasoning_content": "2 and 2"}, {"reasoning": " make 4."},
+                                    {"content": "The answer"}, {"content": " is 4."}])
+    assert text == "The answer is 4." and shown == ["2 and 2", " make 4.", "The answer", " is 4."]
