@@ -43,7 +43,8 @@ def answer(text: str, prompt_tokens: int = 7, completion_tokens: int = 3, *, str
 
 
 def chunk(delta: dict, finish: str | None = None) -> dict:
-    return {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {"id": "c", "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
 class FakeUpstream:
@@ -59,7 +60,8 @@ class FakeUpstream:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):  # noqa: N802
-                self._send(Reply(body=upstream.models) if self.path.endswith("/models") else Reply(404, {"error": "no"}))
+                models = self.path.endswith("/models")
+                self._send(Reply(body=upstream.models) if models else Reply(404, {"error": "no"}))
 
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")

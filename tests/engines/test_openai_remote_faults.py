@@ -33,6 +33,11 @@ def _always(reply: Reply):
     return FakeUpstream(lambda body, n: reply)
 
 
+def _slow(reply: Reply, delay: float) -> Reply:
+    reply.delay = delay
+    return reply
+
+
 def _chat_app(up: FakeUpstream, **settings):
     engine = OpenAIEngine(up.url, max_retries=1, backoff_s=0.01, timeout_s=settings.get("request_timeout_s", 300))
     app = create_app(Settings(**{"engine_failures_unready": 3, **settings}), engine=engine)
@@ -83,7 +88,8 @@ async def test_invalid_stream_chunk_is_an_upstream_error(bad):
 async def test_extra_fields_are_fine_and_null_content_is_empty():
     reply = Reply(body={"choices": [{"message": {"content": None, "tool_calls": []}, "finish_reason": "length",
                                      "logprobs": None, "stop_reason": None}],
-                        "usage": {**GOOD_USAGE, "total_tokens": 7, "prompt_tokens_details": None}, "system_fingerprint": "x"})
+                        "usage": {**GOOD_USAGE, "total_tokens": 7, "prompt_tokens_details": None},
+                        "system_fingerprint": "x"})
     with _always(reply) as up:
         c = await _generate(up)
     assert (c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason) == ("", 5, 2, "length")
@@ -136,7 +142,8 @@ CONTEXT_ERROR = {"error": {"message": "prompt 0 has 1500 tokens; the model's con
 
 @pytest.mark.parametrize("event", [
     CONTEXT_ERROR,
-    {"object": "error", "message": "This model's maximum context length is 1024 tokens.", "type": "BadRequestError", "code": 400},
+    {"object": "error", "message": "This model's maximum context length is 1024 tokens.", "type": "BadRequestError",
+     "code": 400},
 ])
 async def test_context_error_inside_a_stream_is_prompt_too_long(event):
     with _always(Reply(events=[event])) as up:
@@ -226,7 +233,7 @@ async def test_api_passes_retry_after_on_and_stays_ready(status, code):
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_slow_upstream_gets_the_generation_once(stream):
-    with FakeUpstream(lambda body, n: Reply(**{**answer("4", stream=stream).__dict__, "delay": 2.5})) as up:
+    with FakeUpstream(lambda body, n: _slow(answer("4", stream=stream), 2.5)) as up:
         with pytest.raises(UpstreamUnavailable, match="in time"):
             await _generate(up, stream=stream, timeout_s=1, max_retries=3)
         time.sleep(0.2)
@@ -267,6 +274,6 @@ async def test_the_server_passes_its_request_timeout_to_the_engine():
 
 
 async def test_a_slow_upstream_within_the_timeout_answers():
-    with FakeUpstream(lambda body, n: Reply(**{**answer("The answer is 4.", stream=True).__dict__, "delay": 1.5})) as up:
+    with FakeUpstream(lambda body, n: _slow(answer("The answer is 4.", stream=True), 1.5)) as up:
         c = await asyncio.wait_for(_generate(up, stream=True, timeout_s=5), 10)
     assert c.text == "The answer is 4." and len(up.requests) == 1

@@ -117,7 +117,8 @@ def _assemble(rise: bool, deltas: list[dict]):
 def test_rise_serve_turn_tokens_stream_once_and_the_text_is_the_answer():
     text, shown = _assemble(True, [{"role": "assistant", "content": ""}, {"reasoning_content": "[turn 1]\n"},
                                    {"reasoning_content": "The answer"}, {"reasoning_content": " is 4."},
-                                   {"reasoning_content": "\n[answer: 4 (unchecked)]\n"}, {"content": "The answer is 4."}])
+                                   {"reasoning_content": "\n[answer: 4 (unchecked)]\n"},
+                                   {"content": "The answer is 4."}])
     assert text == "The answer is 4." and shown == ["The answer", " is 4."]
 
 
