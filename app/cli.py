@@ -22,9 +22,10 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: rise {%s} ...\n" % ",".join(COMMANDS))
+        out = sys.stdout if argv else sys.stderr  # no command: a usage error (status 2)
+        print("usage: rise {%s} ...\n" % ",".join(COMMANDS), file=out)
         for name, (_, help_) in COMMANDS.items():
-            print(f"  {name:<8}{help_}")
+            print(f"  {name:<8}{help_}", file=out)
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

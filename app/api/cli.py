@@ -21,7 +21,11 @@ def _json_object(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.config import Settings
+    from app.api.process import AddressError, check_address, exit_on_sigterm_until_serving, run_server
+
+    exit_on_sigterm_until_serving()
+    from app.cli_args import LOG_LEVELS, log_level, port, readable_file
+    from app.config import Settings, model_problem
 
     ap = argparse.ArgumentParser(prog="rise serve", description="Start the rise-serve HTTP service.")
     ap.add_argument("--model", help="HF model directory (RISE_MODEL)")
@@ -33,20 +37,27 @@ def main(argv: list[str] | None = None) -> int:
                     'e.g. \'{"tensor_parallel_size": 2, "max_model_len": 4096}\'')
     ap.add_argument("--device", help="RISE_DEVICE")
     ap.add_argument("--host", help="RISE_HOST")
-    ap.add_argument("--port", type=int, help="RISE_PORT")
+    ap.add_argument("--port", type=port, help="RISE_PORT")
     ap.add_argument("--task", choices=["synthetic", "gsm8k", "math"], help="answer format (RISE_TASK)")
-    ap.add_argument("--log-level", help="RISE_LOG_LEVEL")
+    ap.add_argument("--log-level", type=log_level, help="RISE_LOG_LEVEL")
     ap.add_argument("--log-json", action="store_const", const=True, help="JSON log lines (RISE_LOG_JSON)")
     ap.add_argument("--api-keys", help="comma-separated accepted keys (RISE_API_KEYS)")
-    ap.add_argument("--api-keys-file", help="file with one key per line (RISE_API_KEYS_FILE)")
+    ap.add_argument("--api-keys-file", type=readable_file, help="file with one key per line (RISE_API_KEYS_FILE)")
     a = ap.parse_args(argv)
     overrides = {k: v for k, v in vars(a).items() if v is not None}
     try:
         settings = Settings(**overrides)
+        settings.accepted_keys()  # RISE_API_KEYS_FILE too: read before anything loads
     except Exception as e:  # noqa: BLE001 - pydantic's message names the bad setting
         ap.error(str(e))
-    if not (settings.model / "config.json").is_file() and settings.engine != "openai":
-        ap.error(f"{settings.model} is not a model directory (no config.json)")
+    if settings.log_level.lower() not in LOG_LEVELS:
+        ap.error(f"RISE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}")
+    if settings.engine != "openai" and (problem := model_problem(settings.model)):
+        ap.error(problem)
+    try:
+        check_address(settings.host, settings.port)
+    except AddressError as e:
+        ap.error(str(e))
 
     import uvicorn
 
@@ -55,10 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s)
-    draining_server(config, app.state).run()
-    return 0
+    return run_server(draining_server(config, app.state))
 
 
 def draining_server(config, state):

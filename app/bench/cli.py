@@ -22,44 +22,43 @@ import platform
 import time
 from pathlib import Path
 
-import torch
-
-from app.bench.contenders import Naive, Raw, Served
 from app.bench.load import closed_loop, summarize
+from app.cli_args import model_dir, non_negative_int, positive_float, positive_int, seed, writable_dir
 from app.config import default_model
 from app.tasks import synthetic
 
 
+CONTENDERS = ("naive", "raw", "rise-serve", "rise-serve-vllm")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rise bench", description="Throughput of rise-serve against baselines.")
-    ap.add_argument("--model", default=str(default_model()), help="an HF model directory")
-    ap.add_argument("--clients", type=int, default=32, help="concurrent clients (closed loop)")
-    ap.add_argument("--requests", type=int, default=128, help="refinements per contender (naive: --naive-requests)")
-    ap.add_argument("--naive-requests", type=int, default=8, help="the naive loop runs one at a time: fewer suffice")
-    ap.add_argument("--one-client-requests", type=int, default=8, help="requests at one client (time to first token)")
-    ap.add_argument("--turns", type=int, default=5)
-    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--model", type=model_dir, default=str(default_model()), help="an HF model directory")
+    ap.add_argument("--clients", type=positive_int, default=32, help="concurrent clients (closed loop)")
+    ap.add_argument("--requests", type=positive_int, default=128, help="refinements per contender (naive: --naive-requests)")
+    ap.add_argument("--naive-requests", type=positive_int, default=8, help="the naive loop runs one at a time: fewer suffice")
+    ap.add_argument("--one-client-requests", type=non_negative_int, default=8, help="requests at one client (time to first token)")
+    ap.add_argument("--turns", type=positive_int, default=5)
+    ap.add_argument("--max-tokens", type=positive_int, default=160)
     ap.add_argument("--level", choices=list(synthetic.LEVELS), default="expert")
-    ap.add_argument("--seed", type=int, default=4321, help="which held-out problems")
-    ap.add_argument("--max-batch-size", type=int, default=32, help="the embedded engine's batch limit")
+    ap.add_argument("--seed", type=seed, default=4321, help="which held-out problems")
+    ap.add_argument("--max-batch-size", type=positive_int, default=32, help="the embedded engine's batch limit")
     ap.add_argument("--device", default=None, help="torch device (default: cuda if present)")
-    ap.add_argument("--contenders", nargs="+", default=["naive", "raw", "rise-serve", "rise-serve-vllm"],
+    ap.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS),
                     help="rise-serve-vllm runs only where vLLM is installed")
-    ap.add_argument("--duration", type=float, default=None,
+    ap.add_argument("--duration", type=positive_float, default=None,
                     help="seconds: run rise-serve for this long instead of --requests (memory over time)")
-    ap.add_argument("--rounds", type=int, default=2,
+    ap.add_argument("--rounds", type=positive_int, default=2,
                     help="raw and rise-serve take turns in this many rounds of their load, so that a drift in the "
                          "machine's speed (a shared host) hits both alike; naive runs before them, vLLM after")
     ap.add_argument("--quick", action="store_true", help="8 clients, a few requests: about a minute")
-    ap.add_argument("--out", type=Path, default=Path("runs/bench"))
+    ap.add_argument("--out", type=writable_dir, default="runs/bench", help="output directory (checked before the run)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
-    if a.rounds < 1:
-        ap.error("--rounds must be at least 1")
     if a.quick:
         a.clients, a.requests, a.naive_requests, a.one_client_requests = 8, 16, 2, 3
     warm = 2
@@ -114,6 +113,8 @@ def compare(report: dict, answers: dict) -> None:
 async def run_contenders(names: list[str], a, main_q: list[str], one_q: list[str], warm_q: list[str], common: dict):
     """Start the contenders, warm each up, then run their loads in `a.rounds` alternating rounds
     (one round when there is a single contender); returns {name: (summary, final answers)}."""
+    from app.bench.contenders import Served
+
     questions = main_q + one_q + warm_q
     contenders = {}
     first_warm = len(main_q) + len(one_q)
@@ -155,6 +156,8 @@ async def run_contenders(names: list[str], a, main_q: list[str], one_q: list[str
 
 
 def _open(name: str, a, questions: list[str], common: dict):
+    from app.bench.contenders import Naive, Raw, Served
+
     if name == "naive":
         return Naive(a.model, questions, **common)
     if name == "raw":
@@ -174,6 +177,8 @@ async def _watch_memory(contender, timeline: list, duration: float | None) -> No
 
 
 def machine(device: str | None) -> dict:
+    import torch
+
     cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
                 if line.startswith("model name")), platform.processor())
     info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,

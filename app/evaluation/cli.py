@@ -11,35 +11,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from pathlib import Path
 
+from app.cli_args import positive_int, seed, temperature, writable_dir
+from app.config import default_model, model_problem
+from app.engines.factory import ENGINES
 from app.tasks import datasets
 from app.tasks.synthetic import LEVELS
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rise eval", description="Evaluate a model with RISE's metrics.")
-    ap.add_argument("--model", default="models/rise-synth", help="an HF model directory (for --engine hf/vllm)")
+    ap.add_argument("--model", default=str(default_model()), help="an HF model directory (for --engine hf/vllm)")
     ap.add_argument("--dataset", choices=datasets.DATASETS, default="synthetic")
     ap.add_argument("--level", choices=list(LEVELS), default="expert", help="synthetic difficulty (expert: the model cards' level)")
-    ap.add_argument("--limit", type=int, default=1000)
-    ap.add_argument("--turns", type=int, default=5)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="the sampling seeds to run (e.g. 0 1: two seeds)")
-    ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--limit", type=positive_int, default=1000)
+    ap.add_argument("--turns", type=positive_int, default=5)
+    ap.add_argument("--seeds", type=seed, nargs="+", default=[0, 1], help="the sampling seeds to run (e.g. 0 1: two seeds)")
+    ap.add_argument("--temperature", type=temperature, default=0.7)
+    ap.add_argument("--max-tokens", type=positive_int, default=160)
     ap.add_argument("--window", choices=["last", "full"], default="last")
-    ap.add_argument("--engine", default="hf", help="hf | vllm | openai")
+    ap.add_argument("--engine", choices=ENGINES, default="hf")
     ap.add_argument("--base-url", default=None, help="for --engine openai")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--batch-size", type=int, default=64, help="embedded engine batch limit")
-    ap.add_argument("--concurrency", type=int, default=256)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--batch-size", type=positive_int, default=64, help="embedded engine batch limit")
+    ap.add_argument("--concurrency", type=positive_int, default=256)
+    ap.add_argument("--out", type=writable_dir, required=True, help="output directory (checked before the run)")
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    if a.engine == "openai":
+        from app.engines.openai_remote import check_base_url
+
+        try:
+            check_base_url(a.base_url)
+        except ValueError as e:
+            ap.error(str(e))
+    elif problem := model_problem(a.model):
+        ap.error(problem)
     from app.answers.checker import get_checker
     from app.engines.factory import open_engine
     from app.evaluation.plot import plot_turns

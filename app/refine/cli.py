@@ -11,24 +11,26 @@ import asyncio
 import json
 import sys
 
-from app.config import Settings
+from app.cli_args import positive_int, seed, temperature
+from app.config import Settings, model_problem
+from app.engines.factory import ENGINES
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rise refine", description="Answer, get feedback, answer again.")
     ap.add_argument("question")
     ap.add_argument("--reference", help="the reference answer (oracle mode: stop at the first correct turn)")
-    ap.add_argument("--turns", type=int, default=settings.default_turns, help="max turns K")
-    ap.add_argument("--samples", type=int, default=1, help="samples per turn")
+    ap.add_argument("--turns", type=positive_int, default=settings.default_turns, help="max turns K")
+    ap.add_argument("--samples", type=positive_int, default=1, help="samples per turn")
     ap.add_argument("--window", choices=["last", "full"], default="last")
     ap.add_argument("--aggregation", choices=["majority", "last"], default="majority")
     ap.add_argument("--tie-break", choices=["first", "last"], default="first")
-    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--temperature", type=temperature, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
-    ap.add_argument("--max-tokens", type=int, default=settings.default_max_tokens)
-    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--max-tokens", type=positive_int, default=settings.default_max_tokens)
+    ap.add_argument("--seed", type=seed, default=None)
     ap.add_argument("--model", default=str(settings.model))
-    ap.add_argument("--engine", default=settings.engine)
+    ap.add_argument("--engine", choices=ENGINES, default=settings.engine)
     ap.add_argument("--base-url", default=settings.base_url)
     ap.add_argument("--task", choices=["synthetic", "gsm8k", "math"], default=settings.task, help="answer format")
     ap.add_argument("--json", action="store_true", help="print the whole result as JSON")
@@ -36,7 +38,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except Exception as e:  # noqa: BLE001 - pydantic's message names the bad RISE_* setting
+        print(f"rise refine: error: {e}", file=sys.stderr)
+        return 2
     ap = build_parser(settings)
     a = ap.parse_args(argv)
     if not a.question.strip():
@@ -47,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--samples must be between 1 and {settings.max_samples_cap} (RISE_MAX_SAMPLES_CAP)")
     if not 1 <= a.max_tokens <= settings.max_tokens_cap:
         ap.error(f"--max-tokens must be between 1 and {settings.max_tokens_cap} (RISE_MAX_TOKENS_CAP)")
+    if a.engine != "openai" and (problem := model_problem(a.model)):
+        ap.error(problem)
     from app.answers.checker import get_checker
     from app.engines.base import PromptTooLongError, SamplingParams
     from app.engines.base import EngineError

@@ -8,7 +8,6 @@ knows how a second turn looks.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import time
@@ -19,6 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from app.refine.feedback import DEFAULT_FEEDBACK, render_feedback
 from app.tasks import synthetic
+from app.training.args import parse_base
 from app.training.data import collate, encode_example
 from app.training.model_init import new_model
 from app.training.sft import TrainConfig, train
@@ -114,20 +114,7 @@ def save(model, tokenizer, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="rise train base", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--size", choices=["tiny", "small", "base"], default="base")
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--minutes", type=float, default=None, help="train for this wall-clock time instead of --steps")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init", type=Path, default=None, help="continue from this checkpoint instead of a fresh model")
-    ap.add_argument("--levels", nargs="+", choices=list(synthetic.LEVELS), default=None,
-                    help="difficulty mix (repeat a name to weight it; default: every level once)")
-    a = ap.parse_args(argv)
+    a = parse_base(argv)
     cfg = TrainConfig(lr=a.lr, steps=a.steps, minutes=a.minutes, warmup_steps=min(200, max(1, a.steps // 10)))
     info = run(a.out, a.size, cfg, a.batch_size, a.device, a.seed, a.workers, a.init, a.levels)
     print(json.dumps(info["train"] | {"parameters": info["parameters"]}))
@@ -135,4 +122,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -20,42 +20,15 @@ import torch
 from tqdm import tqdm
 
 from app.tasks import synthetic
+from app.training.args import parse_rise
 from app.training.base import base_conversation, save
-from app.training.collect import SOURCES, CollectConfig, collect, weight
+from app.training.collect import CollectConfig, collect, weight
 from app.training.data import collate, encode_example
 from app.training.sft import TrainConfig, train
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rise train rise", description="RISE iterations: collect, fine-tune, evaluate.")
-    ap.add_argument("--model", type=Path, required=True, help="the starting model (HF directory)")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--source", choices=SOURCES, default="self", help="where improved turns come from")
-    ap.add_argument("--teacher", type=Path, default=None, help="teacher model directory (for --source teacher)")
-    ap.add_argument("--iterations", type=int, default=2)
-    ap.add_argument("--problems", type=int, default=600, help="training problems per iteration")
-    ap.add_argument("--level", choices=list(synthetic.LEVELS), default="expert")
-    ap.add_argument("--turns", type=int, default=3, help="rollout turns")
-    ap.add_argument("--best-of", type=int, default=16, help="N for self-distillation / teacher sampling")
-    ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--tau", type=float, default=0.4)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--engine-batch", type=int, default=64)
-    ap.add_argument("--replay", type=float, default=0.0,
-                    help="add this many base-recipe conversations per collected example (all levels), "
-                         "weighted like correct turns, to keep turn-1 skills from drifting")
-    ap.add_argument("--eval-limit", type=int, default=0, help="held-out problems to evaluate after each iteration (0: skip)")
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    return ap
-
-
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    if a.source == "teacher" and a.teacher is None:
-        build_parser().error("--source teacher needs --teacher PATH")
+    a = parse_rise(argv)
     history = asyncio.run(run(a))
     print(json.dumps(history[-1], indent=2))
     return 0
