@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     max_tokens_cap: int = Field(512, ge=1, description="largest max_tokens per turn")
     default_max_tokens: int = Field(160, ge=1)
     max_question_chars: int = Field(20_000, ge=1)
+    answer_check_timeout_s: float = Field(1.0, gt=0, le=60, description="time cap of one answer parse or comparison "
+                                          "(math-verify); past it: not equivalent, counted in metrics")
+    answer_check_workers: int = Field(2, ge=1, le=64, description="processes that run answer checks off the "
+                                      "event loop")
 
     # reliability and security
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="accepted bearer keys for /v1/* "

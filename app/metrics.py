@@ -49,6 +49,10 @@ SHED = Counter("rise_requests_shed", "Requests refused by admission control (429
 WAITING = Gauge("rise_requests_waiting", "Refinements queued for a slot", ["model_name"])
 DEADLINES = Counter("rise_deadline_exceeded", "Refinements whose deadline passed before their first turn finished (504)",
                     ["model_name"])
+ANSWER_CHECK_TIMEOUTS = Counter("rise_answer_check_timeouts", "Answer checks (math-verify) that ran out of time and "
+                                "counted as not equivalent: capped (one parse or comparison), killed (a worker call "
+                                "past its caps), busy (no free worker in time), skipped (the request's budget spent)",
+                                ["reason"])
 BUILD_INFO = Gauge("rise_build_info", "Build and model information", ["version", "model_name", "engine"])
 
 

@@ -10,6 +10,7 @@ Equivalence is math-verify's (`1,000` = `1000` = `1000.0`, `\\frac12` = `0.5`, `
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ FAMILIES = ("synthetic", "gsm8k", "math")
 _ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*\$?\s*(-?[\d,]*\.?\d+)")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
+# math-verify logs the text it failed to parse ("Timeout during parsing: <reference>"): never let an
+# answer or a reference reach a log line through it.
+for _name in ("math_verify", "latex2sympy2_extended"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL + 1)
 
 
 @dataclass(frozen=True)
@@ -50,14 +55,14 @@ class AnswerChecker:
         return self.extract(solution)
 
     def equivalent(self, predicted: str | None, reference: str | None) -> bool:
-        if predicted is None or reference is None:
-            return False
-        predicted, reference = predicted.strip(), reference.strip()
-        if predicted == reference:
-            return True
-        if _NUMBER.fullmatch(predicted) and _NUMBER.fullmatch(reference):  # plain numerals: exact decimal
-            return Decimal(predicted) == Decimal(reference)  # compare (math-verify would agree, ~1000x slower)
-        return _equivalent(predicted, reference)
+        fast = quick_equivalent(predicted, reference)
+        if fast is not None:
+            return fast
+        return _equivalent(predicted.strip(), reference.strip())
+
+    def extract_is_cheap(self) -> bool:
+        """Whether `extract` is a regular expression (no math-verify parse of the text)."""
+        return self.family == "synthetic"
 
     def is_correct(self, text: str, reference: str) -> bool:
         return self.equivalent(self.extract(text), reference)
@@ -70,9 +75,27 @@ def get_checker(family: str) -> AnswerChecker:
     return AnswerChecker(family)
 
 
+def quick_equivalent(predicted: str | None, reference: str | None) -> bool | None:
+    """The verdict when it needs no math-verify (a missing answer, the same string, two plain
+    numerals compared as exact decimals, ~1000x faster than math-verify and in agreement with it),
+    or None when math-verify must decide."""
+    if predicted is None or reference is None:
+        return False
+    predicted, reference = predicted.strip(), reference.strip()
+    if predicted == reference:
+        return True
+    if _NUMBER.fullmatch(predicted) and _NUMBER.fullmatch(reference):
+        return Decimal(predicted) == Decimal(reference)
+    return None
+
+
+# math-verify's own time limit (SIGALRM, main thread only). A process that caps each call itself
+# (app/answers/worker.py) turns it off, since a second alarm would reset its own.
+OWN_TIMEOUT_S: int | None = 5
+
+
 def _timeout() -> int | None:
-    # math-verify's timeouts use SIGALRM, which only the main thread may set.
-    return 5 if threading.current_thread() is threading.main_thread() else None
+    return OWN_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
 def _parse(text: str, latex_only: bool = False) -> list:
@@ -91,9 +114,18 @@ def _parse_answer(answer: str) -> tuple:
     return tuple(parsed)
 
 
-@lru_cache(maxsize=65536)
-def _equivalent(predicted: str, reference: str) -> bool:
-    gold, pred = _parse_answer(reference), _parse_answer(predicted)
+def parse_answer(answer: str) -> tuple:
+    """math-verify's parse of an answer string (empty when it does not parse)."""
+    return _parse_answer(answer)
+
+
+def verify_parsed(gold: tuple, pred: tuple) -> bool:
+    """math-verify's verdict on two parsed answers."""
     if not gold or not pred:
         return False
     return bool(verify(list(gold), list(pred), timeout_seconds=_timeout()))
+
+
+@lru_cache(maxsize=65536)
+def _equivalent(predicted: str, reference: str) -> bool:
+    return verify_parsed(_parse_answer(reference), _parse_answer(predicted))

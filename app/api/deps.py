@@ -3,7 +3,6 @@ checked by the `Auth` middleware, before admission and before the body is read.)
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +10,7 @@ from fastapi import Depends, Request
 from app.api.errors import ApiError
 from app.config import Settings
 from app.engines.base import Engine
+from app.refine.deadline import Deadline
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,10 +24,17 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def deadline_for(request: Request, timeout: float | None) -> float:
-    """When this request's refinement must end: its own `timeout`, within the configured cap."""
-    cap = request.app.state.settings.request_timeout_s
-    return time.monotonic() + (min(timeout, cap) if timeout else cap)
+def deadline_for(request: Request, timeout: float | None) -> Deadline:
+    """When this request's refinement must end: its own `timeout`, within the configured cap. The
+    server keeps it, so that draining can bring it forward."""
+    state = request.app.state
+    cap = state.settings.request_timeout_s
+    deadline = Deadline.after(min(timeout, cap) if timeout else cap)
+    grace = getattr(state, "drain_until", None)
+    if grace is not None:
+        deadline.shorten_to(grace)
+    state.deadlines.add(deadline)
+    return deadline
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

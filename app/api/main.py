@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from app import metrics
+from app.answers.pool import CheckPool
 from app.api import errors
 from app.api.admission import Admission
 from app.api.middleware import Auth, BodyLimit, RequestId
@@ -34,10 +36,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         loader = None
         if engine is None:
             loader = asyncio.create_task(_load(app, settings))
+        app.state.check_pool.start()
         try:
             yield
         finally:
             app.state.draining = True
+            await app.state.check_pool.aclose()
             if loader is not None and not loader.done():
                 loader.cancel()
             if app.state.engine is not None and engine is None:
@@ -52,6 +56,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.started = int(time.time())
     app.state.engine_failures = 0
     app.state.api_keys = [k.encode() for k in settings.accepted_keys()]
+    app.state.check_pool = CheckPool(settings.answer_check_workers, settings.answer_check_timeout_s)
+    app.state.deadlines = weakref.WeakSet()  # running refinements' deadlines (draining shortens them)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(health.models_router)

@@ -18,13 +18,32 @@ def no_control_chars(value: str | None) -> str | None:
     return value
 
 
+MAX_REFERENCE_DEPTH = 8
+
+
+def simple_reference(value: str | None) -> str | None:
+    """A reference is an answer, not a program: brackets nest at most MAX_REFERENCE_DEPTH deep
+    (answer checks also run under a time cap, RISE_ANSWER_CHECK_TIMEOUT_S)."""
+    no_control_chars(value)
+    depth = deepest = 0
+    for c in value or "":
+        if c in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in ")]}":
+            depth -= 1
+    if deepest > MAX_REFERENCE_DEPTH:
+        raise ValueError(f"brackets nest {deepest} deep; a reference answer may nest at most {MAX_REFERENCE_DEPTH}")
+    return value
+
+
 class RefineOptions(BaseModel):
     """The RISE knobs, shared by /v1/refine and the `rise` object of /v1/chat/completions."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_turns: int | None = Field(None, ge=1, description="K, the most turns to run (default RISE_DEFAULT_TURNS)")
-    reference: str | None = Field(None, min_length=1, max_length=1000,
+    reference: str | None = Field(None, min_length=1, max_length=1000,  # length and nesting capped
                                   description="the reference answer: oracle mode, stop at the first correct turn; never echoed")
     samples_per_turn: int = Field(1, ge=1, description="parallel samples per turn")
     window: Literal["last", "full"] = Field("last", description="`last`: question + last attempt + feedback (RISE's default)")
@@ -32,7 +51,7 @@ class RefineOptions(BaseModel):
     tie_break: Literal["first", "last"] = "first"
     task: Literal["synthetic", "gsm8k", "math"] | None = Field(None, description="answer format (default RISE_TASK)")
 
-    _reference_text = field_validator("reference")(no_control_chars)
+    _reference_text = field_validator("reference")(simple_reference)
     timeout: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False,
                                   description="seconds; the loop ends with the turns finished by then (capped by RISE_REQUEST_TIMEOUT_S)")
 

@@ -10,6 +10,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from app import metrics
 from app.answers.checker import get_checker
+from app.answers.pool import PooledChecker
 from app.api.errors import ApiError, error_body
 from app.config import Settings
 from app.engines.base import EngineError, PromptTooLongError, SamplingParams
@@ -43,9 +44,12 @@ def build_config(settings: Settings, opts, *, temperature: float, top_p: float, 
         raise ApiError(400, str(e)) from None
 
 
-def checker_and_oracle(settings: Settings, opts) -> tuple[object, Oracle | None]:
-    checker = get_checker(opts.task or settings.task)
-    return checker, (reference_oracle(checker, opts.reference) if opts.reference else None)
+def checker_and_oracle(state, opts, deadline) -> tuple[PooledChecker, Oracle | None]:
+    """The request's answer checks (math-verify in capped worker processes, within `deadline`) and
+    its oracle, when it gave a reference."""
+    settings: Settings = state.settings
+    checks = PooledChecker(get_checker(opts.task or settings.task), state.check_pool, deadline)
+    return checks, (reference_oracle(checks, opts.reference) if opts.reference else None)
 
 
 def check_question(settings: Settings, question: str, param: str) -> None:
@@ -104,10 +108,10 @@ async def _disconnected(request) -> None:
         pass
 
 
-def record(model: str, results, config: RefineConfig, checker, question: str | None = None) -> None:
+def record(model: str, results, config: RefineConfig, question: str | None = None) -> None:
     """Metrics and a log line for finished refinements (the question only when asked to log it)."""
     for r in results:
-        metrics.observe_result(model, r, config.max_turns, checker.equivalent)
+        metrics.observe_result(model, r, config.max_turns, r.same_answer)
         fields = {"model": model, "mode": "oracle" if r.oracle else "self", "turns": len(r.turns),
                   "stop_reason": r.stop_reason, "latency_s": round(sum(t.latency_s for t in r.turns), 4),
                   "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens}

@@ -11,17 +11,20 @@ The oracle only ever sees the model's answers: the reference never enters a prom
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 from app.answers.protocol import Checker
 from app.engines.base import Conversation, Engine, Message, PromptTooLongError
+from app.refine.checks import Checks, as_checks
+from app.refine.deadline import Deadline, as_deadline
 from app.refine.feedback import render_feedback
 from app.refine.types import RefineConfig, RefineResult, Sample, Turn
-from app.refine.vote import majority
+from app.refine.vote import tally
 
-Oracle = Callable[[str | None, str], bool]  # (extracted answer, full text) -> correct?
+Oracle = Callable[[str | None, str], bool | Awaitable[bool]]  # (extracted answer, full text) -> correct?
 EventSink = Callable[[dict], None]
 
 
@@ -29,38 +32,42 @@ class RefineTimeout(Exception):
     """The deadline passed before the first turn finished."""
 
 
-def reference_oracle(checker: Checker, reference: str) -> Oracle:
+def reference_oracle(checker: Checker | Checks, reference: str) -> Oracle:
     """An oracle that compares the extracted answer with a reference answer."""
-    return lambda answer, _text: checker.equivalent(answer, reference)
+    checks = as_checks(checker)
+    return lambda answer, _text: checks.equivalent(answer, reference)
 
 
 async def refine(
     engine: Engine,
     question: str,
-    checker: Checker,
+    checker: Checker | Checks,
     config: RefineConfig = RefineConfig(),
     oracle: Oracle | None = None,
     history: Sequence[Message] = (),
     on_event: EventSink | None = None,
-    deadline: float | None = None,
+    deadline: float | Deadline | None = None,
 ) -> RefineResult:
     """Run up to `config.max_turns` turns on `question`.
 
     history: earlier messages (e.g. a system prompt) placed before the question in every prompt.
     on_event: receives {"type": "turn_start" | "delta" | "turn_end", ...} as the work happens.
-    deadline: a `time.monotonic()` instant; past it the loop ends with the turns it finished.
+    deadline: a `time.monotonic()` instant or a `Deadline` (which may be brought forward while the
+        loop runs); past it the loop ends with the turns it finished.
     A later turn whose prompt no longer fits the model's context ends the loop the same way
     (`context_length`); a first turn that does not fit raises PromptTooLongError.
     """
     if not question.strip():
         raise ValueError("question must not be empty")
     emit = on_event or (lambda _e: None)
+    checks = as_checks(checker)
+    deadline = as_deadline(deadline)
     turns: list[Turn] = []
     stop_reason = "max_turns"
     for k in range(1, config.max_turns + 1):
         prompt = build_prompt(question, turns, config, history)
         try:
-            turn = await _run_turn(engine, k, prompt, checker, config, oracle, emit, deadline)
+            turn = await _run_turn(engine, k, prompt, checks, config, oracle, emit, deadline)
         except asyncio.TimeoutError:
             if not turns:
                 raise RefineTimeout("the deadline passed before the first turn finished") from None
@@ -75,7 +82,7 @@ async def refine(
         if oracle is not None and turn.correct:
             stop_reason = "correct"
             break
-    return _result(turns, stop_reason, checker, config, oracle is not None)
+    return await _result(turns, stop_reason, checks, config, oracle is not None)
 
 
 def build_prompt(question: str, turns: Sequence[Turn], config: RefineConfig, history: Sequence[Message] = ()) -> list[Message]:
@@ -88,8 +95,8 @@ def build_prompt(question: str, turns: Sequence[Turn], config: RefineConfig, his
     return messages
 
 
-async def _run_turn(engine: Engine, k: int, prompt: Conversation, checker: Checker, config: RefineConfig,
-                    oracle: Oracle | None, emit: EventSink, deadline: float | None) -> Turn:
+async def _run_turn(engine: Engine, k: int, prompt: Conversation, checks: Checks, config: RefineConfig,
+                    oracle: Oracle | None, emit: EventSink, deadline: Deadline | None) -> Turn:
     params = config.sampling
     seed = None if params.seed is None else params.seed + 1000 * (k - 1)
     params = replace(params, n=config.samples_per_turn, seed=seed)
@@ -103,54 +110,57 @@ async def _run_turn(engine: Engine, k: int, prompt: Conversation, checker: Check
 
     emit({"type": "turn_start", "turn": k})
     call = engine.generate([prompt], params, on_delta)
-    if deadline is not None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise asyncio.TimeoutError
-        [completions] = await asyncio.wait_for(call, remaining)
-    else:
-        [completions] = await call
+    [completions] = await (call if deadline is None else deadline.run(call))
+    answers = await checks.extract([c.text for c in completions])
     samples = []
-    for c in completions:
-        answer = checker.extract(c.text)
-        correct = None if oracle is None else bool(oracle(answer, c.text))
+    for c, answer in zip(completions, answers):
+        correct = None if oracle is None else bool(await _verdict(oracle(answer, c.text)))
         samples.append(Sample(c.text, answer, correct, c.prompt_tokens, c.completion_tokens, c.finish_reason))
-    turn = Turn(k, samples, _choose(samples, checker, config), time.monotonic() - start, first[0] if first else None)
+    turn = Turn(k, samples, await _choose(samples, checks, config), time.monotonic() - start,
+                first[0] if first else None)
     emit({"type": "turn_end", "turn": k, "answer": turn.answer, "correct": turn.correct,
           "latency_s": round(turn.latency_s, 4)})
     return turn
 
 
-def _choose(samples: list[Sample], checker: Checker, config: RefineConfig) -> int:
+async def _verdict(value):
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _choose(samples: list[Sample], checks: Checks, config: RefineConfig) -> int:
     """The sample that continues the conversation: a correct one if the oracle passed any,
     otherwise the first holding the turn's majority answer."""
     for j, s in enumerate(samples):
         if s.correct:
             return j
-    winner, _ = majority([s.answer for s in samples], checker.equivalent, config.tie_break)
-    for j, s in enumerate(samples):
-        if winner is not None and s.answer is not None and checker.equivalent(s.answer, winner):
-            return j
-    return 0
+    if len(samples) == 1:
+        return 0
+    _, positions, _ = tally(await checks.clusters([s.answer for s in samples]), config.tie_break)
+    return positions[0] if positions else 0
 
 
-def _result(turns: list[Turn], stop_reason: str, checker: Checker, config: RefineConfig, has_oracle: bool) -> RefineResult:
-    answers = [s.answer for t in turns for s in t.samples]
-    winner, votes = majority(answers, checker.equivalent, config.tie_break)
+async def _result(turns: list[Turn], stop_reason: str, checks: Checks, config: RefineConfig,
+                  has_oracle: bool) -> RefineResult:
+    where = [(t, s) for t in turns for s in t.samples]
+    groups = await checks.clusters([s.answer for _, s in where])
+    winner, positions, votes = tally(groups, config.tie_break)
     if stop_reason == "correct" or config.aggregation == "last":
         turn, sample = turns[-1], turns[-1].samples[turns[-1].chosen]
         winner = sample.answer
     else:
-        turn, sample = _latest_holding(turns, winner, checker)
+        turn, sample = _latest_holding(turns, where, positions)
     correct = bool(sample.correct) if has_oracle else None
-    return RefineResult(winner, sample.text, turn.index, votes, stop_reason, turns, has_oracle, correct)
+    result = RefineResult(winner, sample.text, turn.index, votes, stop_reason, turns, has_oracle, correct)
+    result.answer_groups = {where[i][1].answer: g for g, (_, members) in enumerate(groups) for i in members}
+    return result
 
 
-def _latest_holding(turns: list[Turn], answer: str | None, checker: Checker) -> tuple[Turn, Sample]:
-    """The most recent turn (and sample, the chosen one first) whose answer is `answer`: its text
-    is the most refined version of the winning answer."""
+def _latest_holding(turns: list[Turn], where: list[tuple[Turn, Sample]], positions: list[int]) -> tuple[Turn, Sample]:
+    """The most recent turn (and sample, the chosen one first) holding the winning answer: its text
+    is the most refined version of that answer."""
+    held = {id(where[i][1]) for i in positions}
     for t in reversed(turns):
         for s in [t.samples[t.chosen], *t.samples]:
-            if answer is not None and s.answer is not None and checker.equivalent(s.answer, answer):
+            if id(s) in held:
                 return t, s
     return turns[-1], turns[-1].samples[turns[-1].chosen]

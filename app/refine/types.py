@@ -97,6 +97,12 @@ class RefineResult:
     turns: list[Turn]
     oracle: bool
     correct: bool | None  # whether the final answer passed the oracle; None without one
+    # answer string -> its group in the vote (equivalent answers share one), for metrics without re-checking
+    answer_groups: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def same_answer(self, a: str | None, b: str | None) -> bool:
+        """Whether two of this result's answers fell in one group of the vote."""
+        return a is not None and b is not None and (a == b or self.answer_groups.get(a, -1) == self.answer_groups.get(b, -2))
 
     @classmethod
     def unfinished(cls, stop_reason: StopReason, oracle: bool) -> "RefineResult":

@@ -29,13 +29,18 @@ def clusters(answers: Sequence[str | None], equivalent: Equivalent) -> list[tupl
 
 def majority(answers: Sequence[str | None], equivalent: Equivalent, tie_break: str = "first") -> tuple[str | None, dict[str, int]]:
     """The winning answer (or None when no answer parsed) and the vote counts."""
-    groups = clusters(answers, equivalent)
+    winner, _, votes = tally(clusters(answers, equivalent), tie_break)
+    return winner, votes
+
+
+def tally(groups: list[tuple[str, list[int]]], tie_break: str = "first") -> tuple[str | None, list[int], dict[str, int]]:
+    """The winner of already-grouped answers: (representative, its positions, vote counts)."""
     if not groups:
-        return None, {}
+        return None, [], {}
     top = max(len(m) for _, m in groups)
     tied = [(rep, m) for rep, m in groups if len(m) == top]
     if tie_break == "first":
-        winner = min(tied, key=lambda g: g[1][0])[0]
+        winner = min(tied, key=lambda g: g[1][0])
     else:
-        winner = max(tied, key=lambda g: g[1][-1])[0]
-    return winner, {rep: len(m) for rep, m in groups}
+        winner = max(tied, key=lambda g: g[1][-1])
+    return winner[0], winner[1], {rep: len(m) for rep, m in groups}

@@ -55,11 +55,11 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     configs = [build_config(settings, body.rise, temperature=temperature, top_p=body.top_p or 1.0,
                             max_tokens=max_tokens, seed=None if body.seed is None else body.seed + 7919 * i,
                             stop=body.stops()) for i in range(body.n)]
-    checker, oracle = checker_and_oracle(settings, body.rise)
-    context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
-    cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     deadline = deadline_for(request, body.rise.timeout)
     state = request.app.state
+    checker, oracle = checker_and_oracle(state, body.rise, deadline)
+    context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
+    cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
     async def choice(i: int, cfg, on_event) -> RefineResult:
         try:
@@ -75,7 +75,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
             raise RefineTimeout("the deadline passed before the first turn finished")
         for _ in range(len(results) - len(finished)):
             metrics.DEADLINES.labels(model).inc()
-        record(model, finished, configs[0], checker, question if settings.log_questions else None)
+        record(model, finished, configs[0], question if settings.log_questions else None)
         return results
 
     if not body.stream:

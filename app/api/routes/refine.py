@@ -35,15 +35,15 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
                        "model_not_found")
     config = build_config(settings, body, temperature=body.temperature, top_p=body.top_p,
                           max_tokens=body.max_tokens, seed=body.seed, stop=tuple(body.stop or ()))
-    checker, oracle = checker_and_oracle(settings, body)
-    rid = f"rr-{uuid.uuid4().hex[:24]}"
     deadline = deadline_for(request, body.timeout)
     state = request.app.state
+    checker, oracle = checker_and_oracle(state, body, deadline)
+    rid = f"rr-{uuid.uuid4().hex[:24]}"
 
     async def run(on_event=None):
         result = await refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event,
                               deadline=deadline)
-        record(model, [result], config, checker, body.question if settings.log_questions else None)
+        record(model, [result], config, body.question if settings.log_questions else None)
         return result
 
     if not body.stream:

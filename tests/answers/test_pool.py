@@ -1,0 +1,99 @@
+"""Answer checks in capped worker processes: a crafted reference costs at most its caps, the event
+loop stays free meanwhile, and a worker stuck past its caps is killed and replaced."""
+
+import asyncio
+import time
+
+from app.answers.checker import get_checker
+from app.answers.pool import CheckPool, PooledChecker
+from app.refine.deadline import Deadline
+
+SLOW = "10^{10^{10}}"
+
+
+async def _lag_while(coro, tick=0.01):
+    """Run `coro` while measuring the event loop's worst delay of a `tick` sleep."""
+    worst, done = 0.0, False
+
+    async def probe():
+        nonlocal worst
+        while not done:
+            t = time.monotonic()
+            await asyncio.sleep(tick)
+            worst = max(worst, time.monotonic() - t - tick)
+
+    p = asyncio.create_task(probe())
+    try:
+        return await coro, worst
+    finally:
+        done = True
+        await p
+
+
+def test_a_slow_reference_is_capped_off_the_event_loop():
+    async def go():
+        pool = CheckPool(workers=1, cap_s=0.3)
+        pool.start()
+        checks = PooledChecker(get_checker("math"), pool, Deadline.after(30))
+        try:
+            assert await checks.equivalent("0.5", "\\frac12")  # warm: the worker imported math-verify
+            t = time.monotonic()
+            verdicts, lag = await _lag_while(asyncio.gather(*[checks.equivalent(str(i), SLOW) for i in range(6)]))
+            return verdicts, lag, time.monotonic() - t, checks.timeouts
+        finally:
+            await pool.aclose()
+
+    verdicts, lag, took, timeouts = asyncio.run(go())
+    assert verdicts == [False] * 6
+    assert lag < 0.2  # the loop kept running while the worker worked
+    assert took < 3 and 1 <= timeouts <= 3  # the slow answer is remembered, not retried per comparison
+
+
+def test_a_worker_past_the_deadline_is_killed_and_replaced():
+    async def go():
+        pool = CheckPool(workers=1, cap_s=20)  # a cap longer than the deadline: only the kill can end it
+        pool.start()
+        try:
+            math = get_checker("math")
+            assert await PooledChecker(math, pool, Deadline.after(30)).equivalent("1/2", "0.5")
+            t = time.monotonic()
+            slow = PooledChecker(math, pool, Deadline.after(0.5))
+            verdict = await slow.equivalent("7", SLOW)
+            took = time.monotonic() - t
+            after = await PooledChecker(math, pool, Deadline.after(30)).equivalent("\\frac{3}{4}", "0.75")
+            return verdict, took, after
+        finally:
+            await pool.aclose()
+
+    verdict, took, after = asyncio.run(go())
+    assert verdict is False and took < 2
+    assert after is True  # a fresh worker took its place
+
+
+def test_numerals_and_the_synthetic_task_never_need_a_worker():
+    async def go():
+        pool = CheckPool(workers=1, cap_s=1)  # never started: any use would have to start it
+        checks = PooledChecker(get_checker("synthetic"), pool, Deadline.after(5))
+        got = (await checks.extract(["so the answer is 1,234."]), await checks.equivalent("1234", "1234.0"),
+               await checks.clusters(["3", None, "3.0", "4"]))
+        return got, pool._loop
+
+    (extracted, same, groups), loop = asyncio.run(go())
+    assert extracted == ["1234"] and same and groups == [("3", [0, 2]), ("4", [3])]
+    assert loop is None
+
+
+def test_math_clusters_and_extraction_in_a_worker():
+    async def go():
+        pool = CheckPool(workers=2, cap_s=1)
+        pool.start()
+        try:
+            checks = PooledChecker(get_checker("math"), pool, Deadline.after(30))
+            return (await checks.extract(["thus \\boxed{\\frac{1}{2}}", "no answer here"]),
+                    await checks.clusters(["0.5", "\\frac12", None, "3", "3.0"]))
+        finally:
+            await pool.aclose()
+
+    extracted, groups = asyncio.run(go())
+    assert extracted == ["\\frac{1}{2}", None]
+    assert groups == [("0.5", [0, 1]), ("3", [3, 4])]
