@@ -55,7 +55,24 @@ async def test_repeated_engine_failures_flip_readiness_until_a_success():
         for _ in range(3):
             assert (await c.post("/v1/refine", json={"question": "q"})).status_code == 500
         r = await c.get("/ready")
-        assert r.status_code == 503 and "failed in the engine" in r.json()["reason"]
+        assert r.status_code == 503 and r.json()["reason"] == "engine_failures"
         engine.__class__ = FakeEngine  # the engine recovers
         assert (await c.post("/v1/refine", json={"question": "q"})).status_code == 200
         assert (await c.get("/ready")).status_code == 200
+
+
+async def test_readiness_recovers_without_traffic_once_the_engine_works():
+    """Behind a load balancer that routes only to ready pods no request comes to reset the count:
+    the probe itself must find that the engine works again."""
+    engine = Broken(scripted(["1"]))
+    app = create_app(Settings(engine_failures_unready=3), engine=engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://t") as c:
+        for _ in range(3):
+            assert (await c.post("/v1/refine", json={"question": "q"})).status_code == 500
+        for _ in range(2):  # still failing: stays out
+            r = await c.get("/ready")
+            assert r.status_code == 503 and r.json()["reason"] == "engine_failures"
+        engine.__class__ = FakeEngine  # the engine recovers; no request arrives
+        assert (await c.get("/ready")).status_code == 200
+        assert app.state.engine_failures == 0

@@ -50,7 +50,7 @@ def chunk(delta: dict, finish: str | None = None) -> dict:
 class FakeUpstream:
     """`chat(body, n)` decides the reply to the n-th chat request (from 0); `models` is /v1/models."""
 
-    def __init__(self, chat: Callable[[dict, int], Reply], models: dict | None = None) -> None:
+    def __init__(self, chat: Callable[[dict, int], Reply], models: dict | None = None, port: int = 0) -> None:
         self.chat, self.models = chat, models or MODELS
         self.requests: list[dict] = []
         self._lock = threading.Lock()
@@ -100,7 +100,8 @@ class FakeUpstream:
             def handle_error(self, request, client_address):  # a client that gave up: not news
                 pass
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        Server.allow_reuse_address = True
+        self.server = Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def __enter__(self) -> "FakeUpstream":

@@ -1,11 +1,21 @@
-"""Liveness (`/health`), readiness (`/ready`) and the model list (`/v1/models`)."""
+"""Liveness (`/health`), readiness (`/ready`) and the model list (`/v1/models`).
+
+`/ready` answers 503 with a `reason`: `loading`, `load_failed`, `draining`, `upstream_unavailable`
+(the remote engine's upstream does not answer), `engine_unhealthy` (the engine's own check failed)
+or `engine_failures` (the last `RISE_ENGINE_FAILURES_UNREADY` requests failed in the engine). After
+such failures each probe tries a one-token generation; once one succeeds the count is reset, so a
+pod that left a load balancer's rotation comes back without traffic.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import EngineDep
+from app.engines.base import SamplingParams
 
 router = APIRouter(tags=["health"])
 models_router = APIRouter(tags=["openai"])
@@ -16,31 +26,45 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
+def _not_ready(reason: str, detail: str, retry_after: int = 2) -> JSONResponse:
+    return JSONResponse({"status": "not ready", "reason": reason, "detail": detail}, status_code=503,
+                        headers={"Retry-After": str(retry_after)})
+
+
 @router.get("/ready", summary="The model is loaded and the engine answers",
-            responses={503: {"description": "not ready (loading, draining or engine down)"}})
+            responses={503: {"description": "not ready: loading, load_failed, draining, upstream_unavailable, "
+                                            "engine_unhealthy or engine_failures"}})
 async def ready(request: Request):
     state = request.app.state
     engine = getattr(state, "engine", None)
-    if engine is None or getattr(state, "draining", False):
-        reason = "draining" if getattr(state, "draining", False) else getattr(state, "load_error", None) or "loading"
-        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503, headers={"Retry-After": "2"})
-    limit = state.settings.engine_failures_unready
-    if getattr(state, "engine_failures", 0) >= limit:
-        return JSONResponse({"status": "not ready", "reason": f"the last {limit} or more requests failed in the engine"},
-                            status_code=503, headers={"Retry-After": "5"})
+    if getattr(state, "draining", False):
+        return _not_ready("draining", "the server is shutting down")
+    if engine is None:
+        load_error = getattr(state, "load_error", None)
+        return _not_ready("load_failed", load_error) if load_error else _not_ready("loading", "the model is loading")
+    remote = engine.info.extra.get("engine") == "openai"
     try:
-        ok = await engine.health()
+        ok, detail = await engine.health(), "the engine's health check failed"
     except Exception as e:  # noqa: BLE001
-        ok, reason = False, f"engine health check failed: {type(e).__name__}"
-    else:
-        reason = "engine unhealthy"
+        ok, detail = False, f"the engine's health check raised {type(e).__name__}"
     if not ok:
-        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503, headers={"Retry-After": "2"})
+        if remote:
+            return _not_ready("upstream_unavailable", f"the upstream {engine.info.extra.get('base_url')} does not answer")
+        return _not_ready("engine_unhealthy", detail)
+    failures = getattr(state, "engine_failures", 0)
+    if failures >= state.settings.engine_failures_unready:
+        if not await _generates(engine):
+            return _not_ready("engine_failures", f"the last {failures} requests failed in the engine and a one-token "
+                                                 "probe failed too", 5)
+        state.engine_failures = 0  # the engine generates again: what failed before no longer keeps it out
     return {"status": "ready", "model": engine.info.model_name, "engine": engine.info.extra.get("engine")}
 
 
-@models_router.get("/v1/models", summary="The served model")
-async def models(engine: EngineDep, request: Request) -> dict:
-    info = engine.info
-    return {"object": "list", "data": [{"id": info.model_name, "object": "model", "created": request.app.state.started,
-                                        "owned_by": "rise-serve", "max_model_len": info.max_context}]}
+async def _generates(engine, timeout_s: float = 10.0) -> bool:
+    """A one-token generation: after failures in a row, the probe that says the engine works again."""
+    try:
+        await asyncio.wait_for(engine.generate([[{"role": "user", "content": "1"}]], SamplingParams(max_tokens=1)),
+                               timeout_s)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "still failing"
+        return False
