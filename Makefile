@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test soak bench install venv clean system-deps
+.PHONY: run test soak bench install venv clean system-deps image
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,13 @@ soak: $(STAMP)
 # Throughput against a naive loop and the raw engine (runs/bench/bench.json); BENCH_ARGS=--quick for a minute.
 bench: $(STAMP)
 	$(BIN)/rise bench --out runs/bench $(BENCH_ARGS)
+
+# The CPU image from the Dockerfile, with podman or docker (whichever is installed): IMAGE=name:tag to rename.
+IMAGE ?= rise-serve
+image:
+	@tool=$$(command -v podman || command -v docker) || \
+	  { echo "make image: needs podman or docker (neither is installed)" >&2; exit 2; }; \
+	  echo "$$tool build -t $(IMAGE) ."; $$tool build -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

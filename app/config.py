@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import site
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,11 +22,12 @@ MISSING = Path("models") / SHIPPED[0]  # what default_model() answers when no sh
 
 def model_dirs() -> list[Path]:
     """Where shipped models are looked for, in order: the working directory's models/, the source
-    checkout's, then where `pip install` puts them (share/rise-serve/models under the
-    environment's prefix or the user's base; see pyproject.toml's data-files)."""
+    checkout's, then where `pip install` puts them (share/rise-serve/models under the install
+    scheme's data path, the environment's prefix or the user's base; see pyproject.toml's
+    data-files). Debian's pip, for one, installs into /usr/local while sys.prefix is /usr."""
     share = Path("share") / "rise-serve" / "models"
-    return list(dict.fromkeys([Path.cwd() / "models", ROOT / "models", Path(sys.prefix) / share,
-                               Path(site.getuserbase()) / share]))
+    data = [Path(sysconfig.get_path("data")), Path(sys.prefix), Path(site.getuserbase())]
+    return list(dict.fromkeys([Path.cwd() / "models", ROOT / "models", *(d / share for d in data)]))
 
 
 def default_model() -> Path:

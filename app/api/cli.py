@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 
 
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.api.main import create_app
 
     setup_logging(settings.log_level, settings.log_json)
+    if settings.engine != "openai":  # which model (the default is looked for in several places)
+        logging.getLogger("rise.api").info("serving %s with the %s engine", settings.model.resolve(), settings.engine)
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s)

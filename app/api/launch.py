@@ -26,15 +26,17 @@ def free_port() -> int:
 
 
 def spawn(env_extra: dict[str, str] | None = None, args: list[str] | None = None, port: int | None = None, *,
-          log_name: str = "rise-serve", cwd: Path = ROOT, command: list[str] | None = None):
+          log_name: str = "rise-serve", cwd: Path = ROOT, command: list[str] | None = None,
+          env: dict[str, str] | None = None):
     """Start `rise serve` (or `command`, e.g. an installed `rise serve`) without waiting; returns
-    (process, base URL, log path), stdout and stderr both going to the log."""
+    (process, base URL, log path), stdout and stderr both going to the log. The environment is
+    `env` (default: this process's) plus `env_extra`."""
     port = port or free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"{log_name}-{port}.log"
     command = command or [sys.executable, "-m", "app.cli", "serve"]
     with log.open("w") as out:
         proc = subprocess.Popen([*command, "--port", str(port), *(args or [])], cwd=cwd,
-                                env={**os.environ, **(env_extra or {})}, stdout=out, stderr=subprocess.STDOUT)
+                                env={**(os.environ if env is None else env), **(env_extra or {})}, stdout=out, stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}", log
 
 
