@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s)
-    return run_server(draining_server(config, app.state))
+    return run_server(draining_server(config, app.state), engine_loaded=lambda: app.state.engine is not None)
 
 
 def draining_server(config, state):

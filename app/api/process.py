@@ -5,10 +5,11 @@ waits for, or dies with, a model load it no longer needs.
     python -m app.cli serve --port 8000        # SIGTERM (or `kill PID`) -> exit status 0
 
 Why: the model loads on a worker thread (`asyncio.to_thread`). uvicorn's runner waits for that
-thread at exit, and the interpreter's shutdown then meets torch's native threads mid-work, which
-aborts with "terminate called without an active exception" (status 134). Here the event loop is
-closed without waiting for its executor, and a process that still has such threads leaves
-through `os._exit` once the logs are flushed.
+thread at exit; the engine it then builds (and nobody closes) keeps torch busy on its own thread,
+and the interpreter's shutdown meets it mid-work: "terminate called without an active exception",
+status 134. Here the event loop is closed without waiting for its executor, and a process whose
+load was abandoned (or that still has threads) leaves through `os._exit` once the logs are
+flushed; a normal shutdown returns and exits as usual (atexit handlers run).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 
 class AddressError(Exception):
@@ -54,9 +56,10 @@ def exit_on_sigterm_until_serving() -> None:
     signal.signal(signal.SIGTERM, lambda *_: _exit_now(0))
 
 
-def run_server(server) -> int:
-    """Run a uvicorn.Server to its end; returns its exit status (0 after SIGTERM). When a thread
-    (a model still loading) outlives the server, the process exits here instead of returning."""
+def run_server(server, engine_loaded=lambda: True) -> int:
+    """Run a uvicorn.Server to its end; returns its exit status (0 after SIGTERM). When the engine
+    never loaded (its load was abandoned) or a thread outlives the server, the process exits here
+    instead of returning: the interpreter's own shutdown would meet those threads mid-work."""
     factory = server.config.get_loop_factory()
     loop = factory() if factory is not None else asyncio.new_event_loop()
     status = 0
@@ -70,9 +73,18 @@ def run_server(server) -> int:
         _cancel_tasks(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()  # its executor is shut down without waiting for a load in progress
-    if any(t is not threading.main_thread() and t.is_alive() for t in threading.enumerate()):
+    if not engine_loaded() or _lingering_threads():
         _exit_now(status)
     return status
+
+
+def _lingering_threads(wait_s: float = 2.0) -> list[threading.Thread]:
+    """Threads still alive after up to `wait_s` (idle executor workers end within milliseconds)."""
+    deadline = time.monotonic() + wait_s
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    for t in others:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in others if t.is_alive()]
 
 
 def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
