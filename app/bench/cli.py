@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
+    a.model = str(a.model)  # into JSON and a child's environment
     if a.quick:
         a.clients, a.requests, a.naive_requests, a.one_client_requests = 8, 16, 2, 3
     warm = 2
