@@ -7,6 +7,7 @@ problem on stderr and exit status 2, never a traceback, and before any model loa
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 Q = "Sam has 3 apples. He buys 2 more. How many apples does Sam have now?"
 
 
-def refused(cases: list[tuple[list[str], str]], timeout: float = 60) -> None:
-    """Run `python -m app.cli ARGS` for each case (a few at once) and check each is refused."""
+def refused(cases: list[tuple[list[str], str]], timeout: float = 60, env: dict[str, str] | None = None) -> None:
+    """Run `python -m app.cli ARGS` for each case (a few at once, this environment plus `env`) and
+    check that each is refused."""
     def run(args):
         return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env={**os.environ, **(env or {})})
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(run, [args for args, _ in cases]))
@@ -50,8 +52,6 @@ def test_serve(tmp_path):
 
 def test_serve_reads_bad_settings_from_the_environment_too():
     def run(env):
-        import os
-
         return subprocess.run([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, capture_output=True, text=True,
                               timeout=60, env={**os.environ, **env})
 
@@ -77,9 +77,15 @@ def test_eval(tmp_path):
         (["eval", *out, "--concurrency", "0"], "--concurrency"),
         (["eval", *out, "--engine", "bogus"], "--engine"),
         (["eval", *out, "--engine", "openai"], "--base-url"),
+        (["eval", *out, "--engine", "openai", "--base-url", "http://127.0.0.1:1/v1"], "127.0.0.1:1"),
         (["eval", "--limit", "2", "--turns", "1", "--out", "/proc/nope"], "/proc/nope"),
         (["eval", "--limit", "2", "--turns", "1", "--out", __file__], "not a directory"),
     ])
+
+
+def test_eval_without_benchmark_data(tmp_path):
+    refused([(["eval", "--dataset", "gsm8k", "--limit", "2", "--out", str(tmp_path)], "RISE_DATA_DIR")],
+            env={"RISE_DATA_DIR": str(tmp_path / "none")})
 
 
 def test_bench(tmp_path):

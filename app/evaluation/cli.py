@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from app.cli_args import positive_int, seed, temperature, writable_dir
 from app.config import default_model, model_problem
@@ -53,11 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     elif problem := model_problem(a.model):
         ap.error(problem)
     from app.answers.checker import get_checker
+    from app.engines.base import EngineError
     from app.engines.factory import open_engine
+    from app.engines.hf import ModelLoadError
     from app.evaluation.plot import plot_turns
     from app.evaluation.runner import EvalConfig, Item, evaluate
 
-    items = [Item(q, ref) for q, ref in datasets.load(a.dataset, "test", a.limit, level=a.level)]
+    try:
+        items = [Item(q, ref) for q, ref in datasets.load(a.dataset, "test", a.limit, level=a.level)]
+    except (OSError, ValueError) as e:  # e.g. GSM8K's file missing: the message says to set RISE_DATA_DIR
+        ap.error(str(e))
     checker = get_checker(datasets.FAMILY[a.dataset])
     cfg = EvalConfig(turns=a.turns, seeds=tuple(a.seeds), temperature=a.temperature, max_tokens=a.max_tokens,
                      window=a.window, concurrency=a.concurrency)
@@ -69,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             await engine.aclose()
 
-    result = asyncio.run(go())
+    try:
+        result = asyncio.run(go())
+    except (ModelLoadError, EngineError) as e:  # a model that does not load, an upstream that does not answer
+        print(f"rise eval: error: {e}", file=sys.stderr)
+        return 2
     result.update(model=str(a.model), dataset=a.dataset, level=a.level if a.dataset == "synthetic" else None,
                   engine=a.engine)
     a.out.mkdir(parents=True, exist_ok=True)
