@@ -24,6 +24,9 @@ import threading
 import time
 
 
+STARTUP_FAILURE = 3  # uvicorn's exit status when it cannot start (uvicorn.config.STARTUP_FAILURE)
+
+
 class AddressError(Exception):
     """The host does not resolve or the port cannot be bound: a message for the user."""
 
@@ -65,8 +68,8 @@ def run_server(server, engine_loaded=lambda: True) -> int:
     status = 0
     try:
         loop.run_until_complete(server.serve())
-    except SystemExit as e:  # uvicorn's start-up failures (3) after it has logged why
-        status = e.code if isinstance(e.code, int) else 1
+    except SystemExit as e:  # uvicorn cannot listen after all (the port was taken since the check): it logged why
+        status = 2 if e.code == STARTUP_FAILURE else e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:  # SIGINT, which uvicorn raises again once it has drained
         status = 128 + signal.SIGINT
     finally:

@@ -57,3 +57,20 @@ def test_sigterm_once_ready_is_exit_0():
     wait_until_answers(proc, url, log, "/ready", timeout=120)
     assert stop(proc) == 0, log.read_text()[-2000:]
     assert "Finished server process" in log.read_text()
+
+
+def test_uvicorn_failing_to_listen_after_the_check_is_exit_2():
+    """The port can be taken between the check and uvicorn's bind: uvicorn logs why and exits 3."""
+    from app.api.process import run_server
+
+    class Config:
+        def get_loop_factory(self):
+            return None
+
+    class Server:
+        config = Config()
+
+        async def serve(self):
+            raise SystemExit(3)
+
+    assert run_server(Server()) == 2
