@@ -22,6 +22,7 @@ class Admission:
         self.model_name = model_name
         self.running = 0
         self._waiters: deque[asyncio.Future] = deque()
+        state.admission = self  # for draining (app/api/drain.py)
 
     @property
     def waiting(self) -> int:
@@ -45,6 +46,9 @@ class Admission:
             receive = await self._wait(model, receive)
             if receive is None:
                 return  # the client left while queued
+            if receive == "drain":
+                metrics.SHED.labels(model, "not_ready").inc()
+                return await send_error(send, 503, "shutting down; retry shortly", "not_ready", {"Retry-After": "2"})
         try:
             await self.app(scope, receive, send)
         finally:
@@ -72,7 +76,7 @@ class Admission:
                 seen.append(message)
                 listen = asyncio.ensure_future(receive())
         except BaseException:
-            if slot.done() and not slot.cancelled():
+            if slot.done() and not slot.cancelled() and slot.result() is None:
                 self._release()  # the slot was handed over as this task was cancelled
             elif slot in self._waiters:
                 self._waiters.remove(slot)
@@ -83,11 +87,20 @@ class Admission:
                 listen.cancel()
         if listen.done() and not listen.cancelled():
             seen.append(listen.result())
+        if slot.result() == "drain":
+            return "drain"  # no slot was handed over
 
         async def replay():
             return seen.pop(0) if seen else await receive()
 
         return replay
+
+    def drain(self) -> None:
+        """The server is shutting down: every queued request gets a 503 now, not a slot later."""
+        while self._waiters:
+            slot = self._waiters.popleft()
+            if not slot.done():
+                slot.set_result("drain")
 
     def _release(self) -> None:
         """Hand the slot to the first waiter, or free it."""

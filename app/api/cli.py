@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 
 
 def _json_object(text: str) -> dict:
@@ -62,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from app.api.drain import draining_server
     from app.api.logs import setup_logging
     from app.api.main import create_app
 
@@ -71,19 +71,5 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s)
-    return run_server(draining_server(config, app.state), engine_loaded=lambda: app.state.engine is not None)
-
-
-def draining_server(config, state):
-    """uvicorn's server whose SIGTERM first turns readiness false (new work gets 503), then lets
-    uvicorn stop accepting and wait for in-flight requests within the grace period."""
-    import uvicorn
-
-    class DrainingServer(uvicorn.Server):
-        def handle_exit(self, sig, frame):
-            state.draining = True
-            super().handle_exit(sig, frame)
-            if sig == signal.SIGTERM and sig in self._captured_signals:
-                self._captured_signals.remove(sig)  # a drained SIGTERM is a clean exit: status 0
-
-    return DrainingServer(config)
+    return run_server(draining_server(config, app.state, settings.shutdown_grace_s),
+                      engine_loaded=lambda: app.state.engine is not None)

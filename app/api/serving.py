@@ -67,6 +67,9 @@ async def run_mapped(coro: Awaitable, param: str = "question", model: str = "", 
     except PromptTooLongError as e:
         raise ApiError(400, str(e), param, "context_length_exceeded") from None
     except RefineTimeout as e:
+        if getattr(state, "draining", False):  # the shutdown grace ended it, not the client's deadline
+            raise ApiError(503, "the server is shutting down and no turn finished; retry elsewhere", None,
+                           "not_ready", {"Retry-After": "2"}) from None
         metrics.DEADLINES.labels(model).inc()
         raise ApiError(504, str(e), "timeout", "timeout") from None
     except EngineError as e:

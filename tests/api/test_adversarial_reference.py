@@ -61,7 +61,9 @@ def test_crafted_references_do_not_block_the_server_or_outlive_the_deadline(serv
 def test_no_reference_reaches_the_log(served):
     """math-verify logs what it failed to parse in time ("Timeout during parsing: <text>")."""
     url, log = served
-    model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+    models = httpx.get(f"{url}/v1/models")
+    assert models.status_code == 200, models.text
+    model = models.json()["data"][0]["id"]
     deep = f"${MARK}" + "x(" * 200 + "1" + ")" * 200 + "$"
     for ref in [deep, f"\\frac{{{MARK}}}{{x(x(x(1)))}}", *REFERENCES]:
         r = httpx.post(f"{url}/v1/chat/completions", timeout=60, json={

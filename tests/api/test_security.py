@@ -127,7 +127,8 @@ def test_a_client_that_leaves_the_queue_gives_its_place_back_at_once(tight):
     results = {}
 
     def long_one():
-        results["long"] = httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 10, "max_tokens": 160},
+        results["long"] = httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 10, "max_tokens": 512,
+                                                                 "samples_per_turn": 8, "temperature": 2.0},
                                      headers=AUTH, timeout=120).status_code
 
     runner = threading.Thread(target=long_one)
@@ -137,9 +138,13 @@ def test_a_client_that_leaves_the_queue_gives_its_place_back_at_once(tight):
         httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=1.0)
     assert wait_for(lambda: _waiting(tight) == 0, 3, 0.05)  # its place is free before the long one ends
     assert runner.is_alive()
-    # the queue has room again: the next request queues (and times out here) instead of a 429
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=1.0)
+    # the queue has room again: the next request queues (and times out here, or is served once the
+    # long one ends) instead of a 429
+    try:
+        r = httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=1.0)
+        assert r.status_code == 200, r.text
+    except httpx.ReadTimeout:
+        pass
     runner.join(120)
     assert results["long"] == 200
 

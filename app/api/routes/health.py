@@ -68,3 +68,10 @@ async def _generates(engine, timeout_s: float = 10.0) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any failure means "still failing"
         return False
+
+
+@models_router.get("/v1/models", summary="The served model")
+async def models(engine: EngineDep, request: Request) -> dict:
+    info = engine.info
+    return {"object": "list", "data": [{"id": info.model_name, "object": "model", "created": request.app.state.started,
+                                        "owned_by": "rise-serve", "max_model_len": info.max_context}]}

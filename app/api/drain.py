@@ -1,0 +1,61 @@
+"""Graceful shutdown. On SIGTERM every running refinement's deadline is brought forward to the end
+of the grace period (`RISE_SHUTDOWN_GRACE_S`), so it ends with `stop_reason: "deadline"` and its
+finished turns (or a 503 if it finished none; a stream ends with an error event and `[DONE]`).
+While any still runs the socket stays open: new and queued refinements get 503 in the API's error
+shape (a load balancer that has not yet noticed sees a clear answer, not a refused connection) and
+`/ready` says `draining`. Once nothing runs (at most the grace plus a few seconds to write the
+last answers) uvicorn stops listening and the process exits 0. A second signal stops at once.
+
+    rise serve & sleep 5; kill -TERM %1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+log = logging.getLogger("rise.api")
+FLUSH_S = 5.0  # after the grace: time for the last answers to be written before uvicorn's own stop
+
+
+def begin_drain(state, grace_s: float) -> None:
+    """Refuse new refinements and bring every running one's deadline forward to now + grace."""
+    if getattr(state, "draining", False):
+        return
+    state.draining = True
+    state.drain_until = time.monotonic() + grace_s
+    for deadline in list(state.deadlines):
+        deadline.shorten_to(state.drain_until)
+    admission = getattr(state, "admission", None)
+    if admission is not None:
+        admission.drain()
+    log.info("draining: %d refinement(s) running get %.1f s", _running(state), grace_s)
+
+
+def _running(state) -> int:
+    admission = getattr(state, "admission", None)
+    return 0 if admission is None else admission.running
+
+
+def draining_server(config, state, grace_s: float):
+    """uvicorn's server whose first SIGTERM drains (above) before uvicorn's own shutdown starts."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if sig != signal.SIGTERM or getattr(state, "draining", False) or self.should_exit:
+                return super().handle_exit(sig, frame)  # SIGINT, or a second signal: stop now
+            begin_drain(state, grace_s)
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._stop_when_idle()))
+
+        async def _stop_when_idle(self) -> None:
+            until = state.drain_until + FLUSH_S
+            while _running(state) > 0 and time.monotonic() < until:
+                await asyncio.sleep(0.05)
+            self.should_exit = True  # a drained SIGTERM is a clean exit: status 0 (no signal re-raised)
+
+    config.timeout_graceful_shutdown = FLUSH_S
+    return DrainingServer(config)

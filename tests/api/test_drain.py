@@ -1,0 +1,70 @@
+"""SIGTERM with refinements running longer than the shutdown grace (issue 13, item 17): they end
+at the grace with their finished turns (or a 503 in the API's shape), streams end with a result or
+an error event and [DONE], new requests during the grace get 503 (not a refused connection), and
+the process exits 0 with no ASGI exception in its log."""
+
+import asyncio
+import json
+import signal
+import time
+
+import httpx
+
+from tests.servers import start_server
+
+Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
+LONG = {"question": Q, "max_turns": 10, "max_tokens": 512, "temperature": 2.0, "samples_per_turn": 8, "timeout": 300}
+
+
+async def _stream(c: httpx.AsyncClient, body: dict) -> list[str]:
+    lines = []
+    async with c.stream("POST", "/v1/refine", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        async for line in r.aiter_lines():
+            if line:
+                lines.append(line)
+    return lines
+
+
+def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
+    grace = 1.0
+    proc, url, log = start_server({"RISE_SHUTDOWN_GRACE_S": str(grace), "RISE_MAX_IN_FLIGHT": "4",
+                                   "RISE_MAX_QUEUE": "4"})
+
+    async def go():
+        async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+            plain = [asyncio.create_task(c.post("/v1/refine", json=LONG)) for _ in range(2)]
+            streams = [asyncio.create_task(_stream(c, LONG)) for _ in range(2)]
+            queued = asyncio.create_task(c.post("/v1/refine", json={"question": Q, "max_turns": 1}))
+            await asyncio.sleep(1.0)  # the first turns are under way
+            t = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.2)  # within the grace, while the long ones still run
+            async with httpx.AsyncClient(base_url=url, timeout=10) as fresh:  # a new connection
+                late = await fresh.post("/v1/refine", json={"question": Q, "max_turns": 1})
+                ready = await fresh.get("/ready")
+            done = await asyncio.gather(*plain)
+            lines = await asyncio.gather(*streams)
+            return done, lines, await queued, late, ready, time.monotonic() - t
+
+    done, lines, queued, late, ready, took = asyncio.run(go())
+    assert late.status_code == 503 and late.json()["error"]["code"] == "not_ready"
+    assert ready.status_code == 503 and ready.json()["reason"] == "draining"
+    for r in done:
+        assert r.headers["content-type"].startswith("application/json")
+        if r.status_code == 200:
+            assert r.json()["stop_reason"] == "deadline" and 1 <= len(r.json()["turns"]) < 10
+        else:
+            assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+    for ls in lines:
+        assert ls[-1] == "data: [DONE]"
+        events = [ln for ln in ls if ln.startswith("event: ")]
+        assert events[-1] in ("event: result", "event: error")
+        if events[-1] == "event: result":
+            result = json.loads(ls[ls.index("event: result") + 1][len("data: "):])
+            assert result["stop_reason"] == "deadline"
+    assert queued.status_code in (200, 503)
+    assert took < grace + 8
+    assert proc.wait(30) == 0
+    text = log.read_text()
+    assert "Exception in ASGI application" not in text and "Traceback" not in text
