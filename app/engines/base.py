@@ -5,6 +5,7 @@ about turns, feedback or answers.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
@@ -17,6 +18,16 @@ DeltaCallback = Callable[[int, int, str], None]
 # A temperature below this samples greedily, as 0 does (vLLM's rule too): smaller ones only add
 # float overflow (logits / 1e-45 are infinities in float32).
 GREEDY_BELOW = 1e-5
+
+
+# The instant (time.monotonic()) by which the caller needs this call's answer, when it has one: set
+# by the loop around each engine call (an object with `.at`, which may move earlier), so that an
+# engine that could wait (an upstream's Retry-After) knows whether the wait fits.
+CALL_DEADLINE: contextvars.ContextVar[object | None] = contextvars.ContextVar("rise_call_deadline", default=None)
+
+
+def call_deadline() -> float | None:
+    return getattr(CALL_DEADLINE.get(), "at", None)
 
 
 class EngineError(RuntimeError):

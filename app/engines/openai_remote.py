@@ -35,6 +35,7 @@ from app.engines.base import (
     EngineInfo,
     PromptTooLongError,
     SamplingParams,
+    call_deadline,
 )
 from app.engines.openai_protocol import (
     RISE_SERVE,
@@ -48,6 +49,7 @@ from app.engines.openai_protocol import (
     retry_after_s,
     stream_error,
 )
+from app.engines.stops import cut_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,9 @@ class OpenAIEngine:
 
     async def _one(self, messages: list[dict], params: SamplingParams, seed: int | None, emit) -> Completion:
         body, until = self._body(messages, params, seed), time.monotonic() + self.timeout_s
+        at = call_deadline()
+        if at is not None:  # a Retry-After wait must fit the caller's deadline too
+            until = min(until, at)
         if emit is None:
             r = await self._send("POST", "/chat/completions", body, until)
             data = _json(r, self.base_url, "/chat/completions")
@@ -186,9 +191,10 @@ class OpenAIEngine:
             except ValidationError:
                 raise UpstreamError(f"upstream {self.base_url} returned an invalid chat completion") from None
             choice = reply.choices[0]
-            return Completion(choice.message.content or "", reply.usage.prompt_tokens,
-                              reply.usage.completion_tokens, finish(choice.finish_reason))
-        return await self._stream({**body, "stream": True, "stream_options": {"include_usage": True}}, emit, until)
+            return _cut(Completion(choice.message.content or "", reply.usage.prompt_tokens,
+                                   reply.usage.completion_tokens, finish(choice.finish_reason)), params.stop)
+        return _cut(await self._stream({**body, "stream": True, "stream_options": {"include_usage": True}}, emit, until),
+                    params.stop)
 
     async def _stream(self, body: dict, emit, until: float) -> Completion:
         r = await self._send("POST", "/chat/completions", body, until, stream=True)
@@ -306,3 +312,12 @@ def _json(r: httpx.Response, base_url: str, path: str) -> object:
 
 def _describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
+
+
+def _cut(c: Completion, stops) -> Completion:
+    """An upstream may match stop strings in list order (vLLM does): cut at the earliest one."""
+    if stops:
+        c.text, found = cut_at_stop(c.text, stops)
+        if found:
+            c.finish_reason = "stop"
+    return c

@@ -10,6 +10,8 @@ import asyncio
 import time
 from typing import Awaitable, TypeVar
 
+from app.engines.base import CALL_DEADLINE
+
 T = TypeVar("T")
 
 
@@ -37,7 +39,11 @@ class Deadline:
         if self.remaining() <= 0:
             getattr(work, "close", lambda: None)()  # never awaited: no warning
             raise asyncio.TimeoutError
-        task = asyncio.ensure_future(work)
+        token = CALL_DEADLINE.set(self)  # the engine's task sees it (contextvars are copied at creation)
+        try:
+            task = asyncio.ensure_future(work)
+        finally:
+            CALL_DEADLINE.reset(token)
         try:
             while True:
                 if self._moved is None or self._moved.is_set():

@@ -229,6 +229,33 @@ async def test_api_passes_retry_after_on_and_stays_ready(status, code):
         await engine.aclose()
 
 
+async def test_a_request_timeout_shorter_than_retry_after_gets_the_429_at_once():
+    """The request's own `timeout` (3 s) does not leave room for Retry-After 7 s, although the
+    server's RISE_REQUEST_TIMEOUT_S would: the client gets the 429 and its Retry-After now."""
+    with _always(Reply(429, {"error": {"message": "busy"}}, headers={"Retry-After": "7"})) as up:
+        engine, c = _chat_app(up, request_timeout_s=60)
+        async with c:
+            t = time.monotonic()
+            r = await c.post("/v1/refine", json={"question": "What is 2 + 2?", "max_turns": 1, "timeout": 3})
+            took = time.monotonic() - t
+        await engine.aclose()
+    assert r.status_code == 429 and r.headers["retry-after"] == "7" and took < 2, (r.status_code, took)
+    assert len(up.requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_stop_strings_cut_at_the_earliest_match(stream):
+    """An upstream that matched stop strings in list order: the text is cut at the earliest one."""
+    with _always(answer("So The answer is 4.", stream=stream)) as up:
+        engine = OpenAIEngine(up.url, max_retries=0)
+        try:
+            [[c]] = await engine.generate([CONV], SamplingParams(max_tokens=8, stop=("swer", " an")),
+                                          on_delta=(lambda i, j, t: None) if stream else None)
+        finally:
+            await engine.aclose()
+    assert c.text == "So The" and c.finish_reason == "stop"
+
+
 # item 15: timeouts and what is sent again -------------------------------------------------------
 
 @pytest.mark.parametrize("stream", [False, True])
