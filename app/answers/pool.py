@@ -6,9 +6,7 @@ time counts as "no answer" / "not equivalent" and is counted in `rise_answer_che
 Checks that need no math-verify (the synthetic task's regular expression, identical strings, two
 plain numerals) stay in the server process: only what could be slow crosses to a worker.
 
-`PooledChecker` gives the refinement loop what it needs (extract, equivalent, clusters) for one
-request: a checker family, the pool, the request's deadline, and a budget of timeouts after which
-the remaining checks of that request are skipped.
+`app.refine.checks.PooledChecks` runs one request's checks through it.
 """
 
 from __future__ import annotations
@@ -20,10 +18,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
 from app import metrics
-from app.answers.checker import AnswerChecker, quick_equivalent
 
 log = logging.getLogger("rise.answers")
 SLACK_S = 1.0  # a call's time beyond its caps: the pipe and a worker's scheduling
@@ -137,49 +133,3 @@ class CheckPool:
         for proc in procs:
             await proc.wait()
             getattr(proc, "_transport", None) and proc._transport.close()  # its pipes now, not at GC
-
-
-class PooledChecker:
-    """The loop's checks for one request, through `pool` within `deadline`. After `max_timeouts`
-    checks ran out of time, the request's remaining slow checks are skipped (not equivalent)."""
-
-    def __init__(self, checker: AnswerChecker, pool: CheckPool, deadline=None, max_timeouts: int = 3) -> None:
-        self.checker, self.pool, self.deadline = checker, pool, deadline
-        self.max_timeouts, self.timeouts = max_timeouts, 0
-
-    async def extract(self, texts: Sequence[str]) -> list[str | None]:
-        if self.checker.extract_is_cheap():
-            return [self.checker.extract(t) for t in texts]
-        result = await self._run("extract", list(texts), len(texts))
-        return result if isinstance(result, list) and len(result) == len(texts) else [None] * len(texts)
-
-    async def equivalent(self, predicted: str | None, reference: str | None) -> bool:
-        fast = quick_equivalent(predicted, reference)
-        if fast is not None:
-            return fast
-        result = await self._run("equivalent", [[predicted, reference]], 3)
-        return bool(result[0]) if isinstance(result, list) and result else False
-
-    async def clusters(self, answers: Sequence[str | None]) -> list[tuple[str, list[int]]]:
-        from app.refine.vote import clusters
-
-        present = [a for a in answers if a is not None]
-        if all(_plain(a) for a in present):  # numerals only: no math-verify needed
-            return clusters(answers, lambda a, b: bool(quick_equivalent(a, b)))
-        result = await self._run("clusters", list(answers), len(present) * (len(present) + 1))
-        if not isinstance(result, list):  # out of time: each distinct string its own answer
-            return clusters(answers, lambda a, b: a.strip() == b.strip())
-        return [(rep, list(positions)) for rep, positions in result]
-
-    async def _run(self, op: str, args: list, checks: int):
-        if self.timeouts >= self.max_timeouts:
-            metrics.ANSWER_CHECK_TIMEOUTS.labels("skipped").inc()
-            return None
-        at = getattr(self.deadline, "at", self.deadline)  # a refine.deadline.Deadline, or an instant
-        result, timeouts = await self.pool.run(op, self.checker.family, args, checks, at)
-        self.timeouts += timeouts
-        return result
-
-
-def _plain(answer: str) -> bool:
-    return quick_equivalent(answer, "0") is not None

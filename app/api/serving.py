@@ -10,10 +10,10 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from app import metrics
 from app.answers.checker import get_checker
-from app.answers.pool import PooledChecker
 from app.api.errors import ApiError, error_body
 from app.config import Settings
 from app.engines.base import EngineError, PromptTooLongError, SamplingParams
+from app.refine.checks import PooledChecks
 from app.refine.loop import Oracle, RefineTimeout, reference_oracle
 from app.refine.types import RefineConfig
 
@@ -44,11 +44,11 @@ def build_config(settings: Settings, opts, *, temperature: float, top_p: float, 
         raise ApiError(400, str(e)) from None
 
 
-def checker_and_oracle(state, opts, deadline) -> tuple[PooledChecker, Oracle | None]:
+def checker_and_oracle(state, opts, deadline) -> tuple[PooledChecks, Oracle | None]:
     """The request's answer checks (math-verify in capped worker processes, within `deadline`) and
     its oracle, when it gave a reference."""
     settings: Settings = state.settings
-    checks = PooledChecker(get_checker(opts.task or settings.task), state.check_pool, deadline)
+    checks = PooledChecks(get_checker(opts.task or settings.task), state.check_pool, deadline)
     return checks, (reference_oracle(checks, opts.reference) if opts.reference else None)
 
 

@@ -5,7 +5,8 @@ import asyncio
 import time
 
 from app.answers.checker import get_checker
-from app.answers.pool import CheckPool, PooledChecker
+from app.answers.pool import CheckPool
+from app.refine.checks import PooledChecks
 from app.refine.deadline import Deadline
 
 SLOW = "10^{10^{10}}"
@@ -34,7 +35,7 @@ def test_a_slow_reference_is_capped_off_the_event_loop():
     async def go():
         pool = CheckPool(workers=1, cap_s=0.3)
         pool.start()
-        checks = PooledChecker(get_checker("math"), pool, Deadline.after(30))
+        checks = PooledChecks(get_checker("math"), pool, Deadline.after(30))
         try:
             assert await checks.equivalent("0.5", "\\frac12")  # warm: the worker imported math-verify
             t = time.monotonic()
@@ -55,12 +56,12 @@ def test_a_worker_past_the_deadline_is_killed_and_replaced():
         pool.start()
         try:
             math = get_checker("math")
-            assert await PooledChecker(math, pool, Deadline.after(30)).equivalent("1/2", "0.5")
+            assert await PooledChecks(math, pool, Deadline.after(30)).equivalent("1/2", "0.5")
             t = time.monotonic()
-            slow = PooledChecker(math, pool, Deadline.after(0.5))
+            slow = PooledChecks(math, pool, Deadline.after(0.5))
             verdict = await slow.equivalent("7", SLOW)
             took = time.monotonic() - t
-            after = await PooledChecker(math, pool, Deadline.after(30)).equivalent("\\frac{3}{4}", "0.75")
+            after = await PooledChecks(math, pool, Deadline.after(30)).equivalent("\\frac{3}{4}", "0.75")
             return verdict, took, after
         finally:
             await pool.aclose()
@@ -73,7 +74,7 @@ def test_a_worker_past_the_deadline_is_killed_and_replaced():
 def test_numerals_and_the_synthetic_task_never_need_a_worker():
     async def go():
         pool = CheckPool(workers=1, cap_s=1)  # never started: any use would have to start it
-        checks = PooledChecker(get_checker("synthetic"), pool, Deadline.after(5))
+        checks = PooledChecks(get_checker("synthetic"), pool, Deadline.after(5))
         got = (await checks.extract(["so the answer is 1,234."]), await checks.equivalent("1234", "1234.0"),
                await checks.clusters(["3", None, "3.0", "4"]))
         return got, pool._loop
@@ -88,7 +89,7 @@ def test_math_clusters_and_extraction_in_a_worker():
         pool = CheckPool(workers=2, cap_s=1)
         pool.start()
         try:
-            checks = PooledChecker(get_checker("math"), pool, Deadline.after(30))
+            checks = PooledChecks(get_checker("math"), pool, Deadline.after(30))
             return (await checks.extract(["thus \\boxed{\\frac{1}{2}}", "no answer here"]),
                     await checks.clusters(["0.5", "\\frac12", None, "3", "3.0"]))
         finally:
