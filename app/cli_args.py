@@ -27,38 +27,27 @@ def _number(kind, text: str):
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _bounded(kind, low, *, strict: bool, describe: str):
+    """An argparse type: a `kind` number above `low` (strict) or at least `low`."""
+    def check(text: str):
+        value = _number(kind, text)
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {describe}, not {text}")
+        return value
+
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+positive_int = _bounded(int, 1, strict=False, describe="at least 1")
+non_negative_int = _bounded(int, 0, strict=False, describe="0 or more")
+positive_float = _bounded(float, 0.0, strict=True, describe="above 0")
+non_negative_float = _bounded(float, 0.0, strict=False, describe="0 or more")
 
 
 def seed(text: str) -> int:
     value = non_negative_int(text)
     if value >= 2**63:
         raise argparse.ArgumentTypeError("must be below 2**63")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
 
 
