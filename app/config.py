@@ -96,12 +96,14 @@ class Settings(BaseSettings):
                                       "event loop")
 
     # reliability and security
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="accepted bearer keys for /v1/* "
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, validate_default=False, description="accepted bearer keys for /v1/* "
                                 "(JSON list or comma-separated); empty: no authentication")
-    api_keys_file: Path | None = Field(None, description="file with one accepted key per line")
+    api_keys_file: Path | None = Field(None, description="file with one accepted key per line (# starts a comment line)")
     max_in_flight: int = Field(64, ge=1, description="refinements served at once")
     max_queue: int = Field(256, ge=0, description="refinements waiting for a slot; past it: 429")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
+    max_connections: int = Field(2048, ge=1, description="open connections (and requests) uvicorn accepts at once; "
+                                 "past it: 503")
     body_timeout_s: float = Field(10.0, gt=0, description="time a client has to send its whole request body "
                                   "(past it: 408)")
     request_timeout_s: float = Field(300.0, gt=0, description="deadline of one refinement (a request's "
@@ -129,6 +131,8 @@ class Settings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _check_keys(cls, v: list[str]) -> list[str]:
+        if not v:  # given, yet no key: never read as "serve without keys"
+            raise ValueError("RISE_API_KEYS is set but holds no key; unset it to serve without keys")
         for k in v:
             check_key(k, "RISE_API_KEYS")
         return v
@@ -137,7 +141,10 @@ class Settings(BaseSettings):
     @classmethod
     def _check_keys_file(cls, v: Path | None) -> Path | None:
         if v is not None:
-            for k in _read_keys_file(v):
+            keys = _read_keys_file(v)
+            if not keys:
+                raise ValueError(f"RISE_API_KEYS_FILE {v} holds no key (only blank or # comment lines)")
+            for k in keys:
                 check_key(k, f"RISE_API_KEYS_FILE ({v})")
         return v
 
@@ -164,5 +171,6 @@ def _read_keys_file(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"RISE_API_KEYS_FILE {path} cannot be read: {e}") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 

@@ -23,6 +23,7 @@ from app import metrics
 
 log = logging.getLogger("rise.answers")
 SLACK_S = 1.0  # a call's time beyond its caps: the pipe and a worker's scheduling
+BUDGET_CAPS = 3  # a call's whole budget, in caps (each parse or comparison has one cap)
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
@@ -74,10 +75,14 @@ class CheckPool:
         for _ in range(self.size):
             self._spawn(_Worker())
 
-    async def run(self, op: str, family: str, args: list, checks: int, deadline: float | None) -> tuple[object, int]:
-        """(result, timeouts) of one worker call; result None when it could not finish in time."""
+    async def run(self, op: str, family: str, args: list, deadline: float | None) -> tuple[object, int]:
+        """(result, timeouts) of one worker call; result None when it could not finish in time. A
+        call waits for a free worker (in arrival order) about as long as two calls take, then holds
+        it at most BUDGET_CAPS caps (the worker's own budget) plus one cap and the slack, all within
+        `deadline`."""
         self.start()
-        until = time.monotonic() + self.cap_s * max(checks, 1) + SLACK_S
+        budget = BUDGET_CAPS * self.cap_s
+        until = time.monotonic() + 2 * (budget + self.cap_s) + SLACK_S  # others' calls ahead of this one
         if deadline is not None:
             until = min(until, deadline)
         try:
@@ -85,9 +90,12 @@ class CheckPool:
         except asyncio.TimeoutError:  # every worker stayed busy for this call's whole allowance
             metrics.ANSWER_CHECK_TIMEOUTS.labels("busy").inc()
             return None, 1
+        until = time.monotonic() + budget + self.cap_s + SLACK_S
+        if deadline is not None:
+            until = min(until, deadline)
+        request = {"op": op, "family": family, "args": args, "cap": self.cap_s, "budget": budget}
         try:
-            answer = await asyncio.wait_for(worker.call({"op": op, "family": family, "args": args, "cap": self.cap_s}),
-                                            max(until - time.monotonic(), 0.001))
+            answer = await asyncio.wait_for(worker.call(request), max(until - time.monotonic(), 0.001))
         except BaseException as e:  # out of time, cancelled, or the worker died: replace it
             worker.kill()
             self._spawn(worker)

@@ -5,7 +5,8 @@ not one per comparison. The parent (`app/answers/pool.py`) kills the process if 
 its caps (a computation stuck in C code, which no signal interrupts).
 
 Protocol: one JSON object per line. The worker first writes {"ready": true}; then for each request
-{"op", "family", "args", "cap"} it answers {"result", "timeouts"}. Nothing it handles is logged.
+{"op", "family", "args", "cap", "budget"} it answers {"result", "timeouts"}: each parse or
+comparison gets `cap` seconds, the whole call `budget` seconds (what is left then is not run). Nothing it handles is logged.
 
     echo '{"op": "equivalent", "family": "math", "args": [["0.5", "\\\\frac12"]], "cap": 1}' | python -m app.answers.worker
 """
@@ -16,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from app.answers import checker as _checker
 from app.answers.checker import get_checker, parse_answer, quick_equivalent, verify_parsed
@@ -30,7 +32,7 @@ class _Cap(BaseException):
 
 class Worker:
     def __init__(self) -> None:
-        self.cap = 1.0
+        self.cap, self.until = 1.0, float("inf")
         self.timeouts = 0
         self._parsed: dict[str, tuple] = {}
         self._verdicts: dict[tuple[str, str], bool] = {}
@@ -39,6 +41,9 @@ class Worker:
 
     def handle(self, request: dict) -> dict:
         self.cap, self.timeouts = max(float(request.get("cap", 1.0)), 0.001), 0
+        # a call's whole time: past it, what is left counts as out of time without running, so one
+        # call holds this worker for at most budget + cap
+        self.until = time.monotonic() + float(request.get("budget", 2 * self.cap))
         checker = get_checker(request["family"])
         op, args = request["op"], request["args"]
         if op == "extract":
@@ -94,6 +99,9 @@ class Worker:
         return self._parsed[answer]
 
     def _capped(self, fn, *args, default):
+        if time.monotonic() >= self.until:
+            self.timeouts += 1
+            return default
         signal.setitimer(signal.ITIMER_REAL, self.cap)
         try:
             return fn(*args)

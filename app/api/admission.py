@@ -43,7 +43,7 @@ class Admission:
                 metrics.SHED.labels(model, "queue_full").inc()
                 return await send_error(send, 429, "too many requests in flight; retry shortly", "overloaded",
                                         {"Retry-After": "1"})
-            receive = await self._wait(model, receive)
+            receive = await self._wait(model, scope["path"], receive)
             if receive is None:
                 return  # the client left while queued
             if receive == "drain":
@@ -54,7 +54,7 @@ class Admission:
         finally:
             self._release()
 
-    async def _wait(self, model: str, receive):
+    async def _wait(self, model: str, route: str, receive):
         """Queue for a slot while watching the client; returns the receive callable for the app
         (replaying what was read meanwhile), or None if the client went away."""
         slot = asyncio.get_running_loop().create_future()
@@ -71,7 +71,7 @@ class Admission:
                 if message["type"] == "http.disconnect":
                     self._waiters.remove(slot)
                     slot.cancel()
-                    metrics.CANCELLED.labels(model, "queued").inc()
+                    metrics.CANCELLED.labels(model, route).inc()
                     return None
                 seen.append(message)
                 listen = asyncio.ensure_future(receive())

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings(**overrides)
         settings.accepted_keys()  # RISE_API_KEYS_FILE too: read before anything loads
-    except Exception as e:  # noqa: BLE001 - pydantic's message names the bad setting
-        ap.error(str(e))
+    except Exception as e:  # noqa: BLE001 - the message names the bad setting
+        ap.error(settings_error(e))
     if settings.log_level.lower() not in LOG_LEVELS:
         ap.error(f"RISE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}")
     if settings.engine != "openai" and (problem := model_problem(settings.model)):
@@ -70,6 +70,20 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("rise.api").info("serving %s with the %s engine", settings.model.resolve(), settings.engine)
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                            log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s)
+                            log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s,
+                            limit_concurrency=settings.max_connections)
     return run_server(draining_server(config, app.state, settings.shutdown_grace_s),
                       engine_loaded=lambda: app.state.engine is not None)
+
+
+def settings_error(e: Exception) -> str:
+    """What is wrong with the settings, without the values given (they may hold API keys)."""
+    from pydantic import ValidationError
+
+    if not isinstance(e, ValidationError):
+        return str(e)
+    parts = []
+    for err in e.errors(include_input=False, include_url=False):
+        where = ".".join(str(x) for x in err.get("loc", ()))
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "invalid settings: " + "; ".join(parts)

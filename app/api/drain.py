@@ -35,8 +35,10 @@ def begin_drain(state, grace_s: float) -> None:
 
 
 def _running(state) -> int:
+    """Requests the drain waits for: refinements running, and requests still receiving a body (they
+    get their 503 within half a second)."""
     admission = getattr(state, "admission", None)
-    return 0 if admission is None else admission.running
+    return (0 if admission is None else admission.running) + getattr(state, "receiving", 0)
 
 
 def draining_server(config, state, grace_s: float):

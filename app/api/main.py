@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # outermost last: request id -> metrics -> keys -> whole body (size, time) -> admission -> routes
     app.add_middleware(Admission, state=app.state, max_in_flight=settings.max_in_flight,
                        max_queue=settings.max_queue, model_name=lambda: served_name(app))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
+                       state=app.state)
     app.add_middleware(Auth, keys=app.state.api_keys)
     app.add_middleware(metrics.MetricsMiddleware, model_name=lambda: served_name(app))
     app.add_middleware(RequestId)

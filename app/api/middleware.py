@@ -84,8 +84,9 @@ class Auth:
         if scope["type"] != "http" or not self.keys or not _under(scope["path"], self.prefix):
             return await self.app(scope, receive, send)
         if not key_matches(self.keys, _header(scope, b"authorization")):
+            # the body is never read: close the connection rather than wait for it
             return await send_error(send, 401, "missing or invalid API key: send 'Authorization: Bearer KEY'",
-                                    "invalid_api_key", {"WWW-Authenticate": "Bearer"})
+                                    "invalid_api_key", {"WWW-Authenticate": "Bearer", "Connection": "close"})
         return await self.app(scope, receive, send)
 
 
@@ -94,34 +95,65 @@ def _under(path: str, prefix: str) -> bool:
 
 
 class BodyLimit:
-    def __init__(self, app, max_bytes: int, timeout_s: float = 10.0) -> None:
-        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+    """`state` (the app's): once it is `draining` a body still arriving gets 503 within half a
+    second, and its `receiving` counts the requests still receiving theirs (the drain waits for them)."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float = 10.0, state=None) -> None:
+        self.app, self.max_bytes, self.timeout_s, self.state = app, max_bytes, timeout_s, state
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await send_error(send, 413, f"request body is larger than {self.max_bytes} bytes", "body_too_large")
+            return await send_error(send, 413, f"request body is larger than {self.max_bytes} bytes", "body_too_large",
+                                    {"Connection": "close"})
+        self._count(1)
+        try:
+            body = await self._read(receive, send)
+        finally:
+            self._count(-1)
+        if body is not None:
+            await self.app(scope, body, send)
+
+    async def _read(self, receive, send):
+        """The body as a receive callable that replays it, or None once an error was sent."""
         chunks, size, until = [], 0, time.monotonic() + self.timeout_s
         while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(until - time.monotonic(), 0.001))
+            try:  # waits at most 0.5 s at a time, so that a drain starting meanwhile is seen
+                message = await asyncio.wait_for(receive(), min(max(until - time.monotonic(), 0.001), 0.5))
             except asyncio.TimeoutError:
-                return await send_error(send, 408, f"the request body did not arrive within {self.timeout_s:g} s",
-                                        "body_timeout", {"Connection": "close"})
+                if getattr(self.state, "draining", False):  # shutting down: a slow body is not waited for
+                    await send_error(send, 503, "shutting down; retry shortly", "not_ready",
+                                     {"Retry-After": "2", "Connection": "close"})
+                    return None
+                if time.monotonic() < until:
+                    continue
+                await send_error(send, 408, f"the request body did not arrive within {self.timeout_s:g} s",
+                                 "body_timeout", {"Connection": "close"})
+                return None
             if message["type"] == "http.disconnect":
-                return  # the client left before sending its body: nothing to answer
+                return None  # the client left before sending its body: nothing to answer
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                return await send_error(send, 413, f"request body is larger than {self.max_bytes} bytes",
-                                        "body_too_large", {"Connection": "close"})
+                await send_error(send, 413, f"request body is larger than {self.max_bytes} bytes",
+                                 "body_too_large", {"Connection": "close"})
+                return None
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        body: list[dict] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        return _replay({"type": "http.request", "body": b"".join(chunks), "more_body": False}, receive)
 
-        async def replay():
-            return body.pop() if body else await receive()
+    def _count(self, step: int) -> None:
+        if self.state is not None:
+            self.state.receiving = getattr(self.state, "receiving", 0) + step
 
-        await self.app(scope, replay, send)
+
+def _replay(message: dict, receive):
+    """A receive callable that gives `message` first, then what `receive` gives."""
+    pending = [message]
+
+    async def replay():
+        return pending.pop() if pending else await receive()
+
+    return replay

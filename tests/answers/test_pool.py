@@ -98,3 +98,29 @@ def test_math_clusters_and_extraction_in_a_worker():
     extracted, groups = asyncio.run(go())
     assert extracted == ["\\frac{1}{2}", None]
     assert groups == [("0.5", [0, 1]), ("3", [3, 4])]
+
+
+def test_one_call_holds_a_worker_for_its_budget_at_most_and_others_still_get_verdicts():
+    """A request whose answers are all slow cannot hold a worker for one cap per comparison: its
+    call ends within its budget, and an honest request behind it gets a true verdict."""
+    slow = [f"{b}^{{{b}^{{{b}^{{10}}}}}}" for b in range(2, 14)]  # 12 distinct slow answers: 66 comparisons
+
+    async def go():
+        pool = CheckPool(workers=1, cap_s=0.3)
+        pool.start()
+        try:
+            math = get_checker("math")
+            assert await PooledChecks(math, pool, Deadline.after(30)).equivalent("1/2", "0.5")  # warm
+            t = time.monotonic()
+            attacker = asyncio.create_task(PooledChecks(math, pool, Deadline.after(60)).clusters(slow))
+            await asyncio.sleep(0.05)
+            honest = await PooledChecks(math, pool, Deadline.after(30)).equivalent("\\frac{34}{2}", "17")
+            groups = await attacker
+            return honest, time.monotonic() - t, groups
+        finally:
+            await pool.aclose()
+
+    honest, took, groups = asyncio.run(go())
+    assert honest is True
+    assert took < 4 * 0.3 + 1.5  # the budget (3 caps) + one cap + slack, not 66 caps
+    assert sorted(i for _, members in groups for i in members) == list(range(12))  # each answer kept

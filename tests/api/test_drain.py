@@ -68,3 +68,29 @@ def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
     assert proc.wait(30) == 0
     text = log.read_text()
     assert "Exception in ASGI application" not in text and "Traceback" not in text
+
+
+def test_sigterm_during_a_slow_body_answers_503_and_logs_no_traceback():
+    """A request still sending its body when SIGTERM comes: a 503, not a cut connection, and no
+    'Exception in ASGI application' when uvicorn stops."""
+    import socket
+
+    proc, url, log = start_server({"RISE_SHUTDOWN_GRACE_S": "3", "RISE_BODY_TIMEOUT_S": "20"})
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"question": Q, "max_turns": 1}).encode()
+    s = socket.create_connection((host, int(port)), timeout=15)
+    try:
+        s.sendall(b"POST /v1/refine HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        reply = b""
+        while chunk := s.recv(4096):  # the server closes the connection after its answer
+            reply += chunk
+    finally:
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 503"), reply[:200]
+    assert b'"not_ready"' in reply
+    assert proc.wait(30) == 0
+    text = log.read_text()
+    assert "Exception in ASGI application" not in text and "Traceback" not in text

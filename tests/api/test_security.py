@@ -26,9 +26,34 @@ def test_bad_keys_are_refused_at_settings(keys, monkeypatch):
         Settings()
 
 
+@pytest.mark.parametrize("keys", [",", " , ", "[]", " ", ""])
+def test_keys_given_but_empty_are_refused(keys, monkeypatch):
+    """A setting that is given but yields no key must never mean "serve without keys"."""
+    monkeypatch.setenv("RISE_API_KEYS", keys)
+    with pytest.raises(ValueError, match="RISE_API_KEYS"):
+        Settings()
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n", "# only a comment\n"])
+def test_a_key_file_without_keys_is_refused(text, tmp_path):
+    f = tmp_path / "keys.txt"
+    f.write_text(text)
+    with pytest.raises(ValueError, match="holds no key"):
+        Settings(api_keys_file=f)
+
+
+@pytest.mark.parametrize("env", [{"RISE_API_KEYS": '["k-visible-1", ""]'}, {"RISE_API_KEYS": "k-visible-1,k\u00e9"},
+                                 {"RISE_API_KEYS": '["k-visible-1", '}, {"RISE_API_KEYS": ","}])
+def test_serve_refuses_bad_keys_without_printing_them(env):
+    p = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "1"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **env})
+    assert p.returncode == 2 and "RISE_API_KEYS" in p.stderr.replace("api_keys", "RISE_API_KEYS"), p.stderr
+    assert "k-visible-1" not in p.stderr and "Traceback" not in p.stderr
+
+
 def test_blank_line_free_key_file_and_bad_file(tmp_path):
     good = tmp_path / "keys.txt"
-    good.write_text("\nk-one\n\n  k-two  \n")
+    good.write_text("\nk-one\n\n  k-two  \n# a comment\n")
     assert Settings(api_keys_file=good).accepted_keys() == ["k-one", "k-two"]
     bad = tmp_path / "bad.txt"
     bad.write_text("k-one\nk\u00e9y\n")
