@@ -178,3 +178,28 @@ def _in_flight(url: str) -> float:
     text = httpx.get(f"{url}/metrics").text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("rise_requests_in_flight{") and 'route="/v1/refine"' in line)
+
+
+def test_refused_bodies_close_their_connection(tight):
+    """A client without a key that keeps trickling its body gets its 401 and the connection closes."""
+    s = _raw(tight, b"POST /v1/refine HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+    try:
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 401") and b"connection: close" in reply.lower()
+    finally:
+        s.close()
+
+
+def test_open_connections_are_capped():
+    proc, url, _ = start_server({"RISE_MAX_CONNECTIONS": "4"})
+    idle = [_raw(url, b"") for _ in range(6)]
+    try:
+        time.sleep(0.3)
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 503  # over the cap: refused at once
+    finally:
+        for s in idle:
+            s.close()
+    assert wait_for(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200, 10)
+    stop_server(proc)
