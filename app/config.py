@@ -12,7 +12,7 @@ import sysconfig
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent  # the source checkout, when app/ sits next to models/
@@ -53,6 +53,20 @@ def model_problem(path: Path | str) -> str | None:
     return f"{path} is not a model directory (no config.json)"
 
 
+EFFORT_LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # OpenAI's `reasoning_effort`
+
+
+class EffortRule(BaseModel):
+    """What one `reasoning_effort` level sets: the turns to run (capped by RISE_MAX_TURNS_CAP).
+    Written as a bare number N, read as {"max_turns": N}."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_turns: int = Field(ge=1)
+
+
+DEFAULT_EFFORT = {"none": 1, "minimal": 1, "low": 2, "medium": 3, "high": 5, "xhigh": 8, "max": 10}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RISE_", env_file=".env", extra="ignore")
 
@@ -86,10 +100,22 @@ class Settings(BaseSettings):
     task: Literal["synthetic", "gsm8k", "math"] = Field("synthetic", description="answer format family")
     default_turns: int = Field(5, ge=1)
     max_turns_cap: int = Field(10, ge=1, description="largest max_turns a request may ask for")
+    reasoning_effort_levels: dict[Literal[EFFORT_LEVELS], EffortRule] = Field(
+        default_factory=lambda: {k: EffortRule(max_turns=v) for k, v in DEFAULT_EFFORT.items()},
+        description="the chat API's `reasoning_effort` levels, each a number of turns or {\"max_turns\": N}, "
+                    "as JSON; a level left out keeps its default")
+    reasoning_field: Literal["both", "reasoning", "reasoning_content"] = Field(
+        "both", description="the chat API's field for the turns (reasoning text): vLLM's `reasoning`, the older "
+                            "`reasoning_content`, or both")
     max_samples_cap: int = Field(8, ge=1, description="largest samples_per_turn (and n) a request may ask for")
     max_tokens_cap: int = Field(512, ge=1, description="largest max_tokens per turn")
     default_max_tokens: int = Field(160, ge=1)
     max_question_chars: int = Field(20_000, ge=1)
+    confidence_form: Literal["mean", "tail", "min"] = Field("mean", description="a sample's confidence: exp of the "
+                                                            "mean token log-prob of its whole attempt, of its last 8 "
+                                                            "tokens, or its least likely token")
+    confidence_threshold: float = Field(0.9, gt=0, le=1, description="early_stop=confident stops once a turn's "
+                                        "confidence reaches it")
     answer_check_timeout_s: float = Field(1.0, gt=0, le=60, description="time cap of one answer parse or comparison "
                                           "(math-verify); past it: not equivalent, counted in metrics")
     answer_check_workers: int = Field(2, ge=1, le=64, description="processes that run answer checks off the "
@@ -112,6 +138,19 @@ class Settings(BaseSettings):
     engine_failures_unready: int = Field(5, ge=1, description="consecutive engine failures that flip /ready")
     log_json: bool = Field(False, description="structured JSON log lines")
     log_questions: bool = Field(False, description="include questions in logs (never references)")
+
+    @field_validator("reasoning_effort_levels", mode="before")
+    @classmethod
+    def _effort_levels(cls, v):
+        if isinstance(v, dict):  # a bare number is the turns; a level left out keeps its default
+            given = {k: {"max_turns": r} if isinstance(r, int) and not isinstance(r, bool) else r for k, r in v.items()}
+            return {**{k: {"max_turns": n} for k, n in DEFAULT_EFFORT.items()}, **given}
+        return v
+
+    def effort(self, level: str) -> EffortRule:
+        """The rule of a `reasoning_effort` level, its turns capped by RISE_MAX_TURNS_CAP."""
+        rule = self.reasoning_effort_levels[level]
+        return rule.model_copy(update={"max_turns": min(rule.max_turns, self.max_turns_cap)})
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -38,17 +38,29 @@ def simple_reference(value: str | None) -> str | None:
 
 
 class RefineOptions(BaseModel):
-    """The RISE knobs, shared by /v1/refine and the `rise` object of /v1/chat/completions."""
+    """The RISE knobs, shared by /v1/refine and the `rise` object of /v1/chat/completions. Types are
+    strict, as OpenAI's API: a string is not a number, a number is not a boolean (a 400 naming the
+    field); JSON's `1` still is a number for a float field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_turns: int | None = Field(None, ge=1, description="K, the most turns to run (default RISE_DEFAULT_TURNS)")
     reference: str | None = Field(None, min_length=1, max_length=1000,  # length and nesting capped
                                   description="the reference answer: oracle mode, stop at the first correct turn; never echoed")
     samples_per_turn: int = Field(1, ge=1, description="parallel samples per turn")
     window: Literal["last", "full"] = Field("last", description="`last`: question + last attempt + feedback (RISE's default)")
-    aggregation: Literal["majority", "last"] = "majority"
+    aggregation: Literal["majority", "last", "confidence"] = Field(
+        "majority", description="`majority` over every sample of every turn; `last`: the last turn's answer; "
+                                "`confidence`: votes weighed by each sample's confidence (token log-probs), "
+                                "majority where the engine gives none (the response's `aggregation` says which)")
     tie_break: Literal["first", "last"] = "first"
+    early_stop: Literal["none", "agree", "settled", "confident"] = Field(
+        "none", description="without an oracle, stop before max_turns: `agree` once the last `agree_turns` turns "
+                            "agree, `settled` once the turns left cannot change the vote, `confident` once a turn's "
+                            "confidence reaches RISE_CONFIDENCE_THRESHOLD (or two turns agree); `none`: all turns")
+    agree_turns: int = Field(2, ge=2, description="for early_stop=agree: how many last turns must agree (<= max_turns)")
+    max_total_tokens: int | None = Field(None, ge=1, description="completion tokens over all turns and samples; the "
+                                                                 "loop ends with stop_reason `budget` before exceeding it")
     task: Literal["synthetic", "gsm8k", "math"] | None = Field(None, description="answer format (default RISE_TASK)")
 
     _reference_text = field_validator("reference")(simple_reference)
@@ -68,7 +80,7 @@ class RefineRequest(RefineOptions):
 
     _text = field_validator("question", "model")(no_control_chars)
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"question": "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?",
          "reference": "31", "max_turns": 5},
         {"question": "Mia has 12 pens. She buys 5 more. How many pens does Mia have now?", "max_turns": 3,
@@ -83,6 +95,8 @@ class SampleOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    confidence: float | None = Field(None, description="exp(mean token log-prob); null unless asked for (confidence "
+                                                       "votes or early stopping) and given by the engine")
 
 
 class TurnOut(BaseModel):
@@ -112,10 +126,18 @@ class RefineResponse(BaseModel):
     final_text: str
     final_turn: int
     votes: dict[str, int]
-    stop_reason: Literal["correct", "max_turns", "deadline", "context_length"] = Field(
+    vote_weights: dict[str, float] | None = Field(None, description="with confidence votes: each answer's summed "
+                                                                      "confidence")
+    aggregation: Literal["majority", "last", "confidence"] = Field(
+        "majority", description="the rule that chose the final answer (`majority` when confidence was asked for but "
+                                "the engine gave no log-probs)")
+    stop_reason: Literal["correct", "max_turns", "deadline", "context_length", "agreed", "settled", "confident",
+                         "budget"] = Field(
         description="`correct`: the oracle passed a turn; `max_turns`: all turns ran; `deadline`: the request's "
                     "timeout ended the loop early, with the turns finished by then; `context_length`: the next "
-                    "turn's prompt would not fit the model's context, so the loop ended with the turns it had")
+                    "turn's prompt would not fit the model's context, so the loop ended with the turns it had; "
+                    "`agreed`, `settled`, `confident`: an early-stopping rule ended it; `budget`: "
+                    "max_total_tokens left too little for another turn")
     mode: Literal["oracle", "self"]
     correct: bool | None
     usage: Usage

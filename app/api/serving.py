@@ -39,9 +39,13 @@ def build_config(settings: Settings, opts, *, temperature: float, top_p: float, 
         sampling = SamplingParams(temperature=temperature, top_p=top_p, seed=seed, stop=stop,
                                   max_tokens=max_tokens or settings.default_max_tokens)
         return RefineConfig(max_turns=opts.max_turns or settings.default_turns, samples_per_turn=opts.samples_per_turn,
-                            window=opts.window, aggregation=opts.aggregation, tie_break=opts.tie_break, sampling=sampling)
-    except ValueError as e:
-        raise ApiError(400, str(e)) from None
+                            window=opts.window, aggregation=opts.aggregation, tie_break=opts.tie_break, sampling=sampling,
+                            early_stop=opts.early_stop, agree_turns=opts.agree_turns,
+                            max_total_tokens=opts.max_total_tokens, confidence=settings.confidence_form,
+                            confidence_threshold=settings.confidence_threshold)
+    except ValueError as e:  # the message starts with the field it is about
+        field = str(e).split(" ", 1)[0]
+        raise ApiError(400, str(e), field if field.isidentifier() else None) from None
 
 
 def checker_and_oracle(state, opts, deadline) -> tuple[PooledChecks, Oracle | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
 
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
@@ -47,7 +47,9 @@ class PromptTooLongError(ValueError):
 @dataclass(frozen=True)
 class SamplingParams:
     """How to sample. temperature 0 (or anything below `GREEDY_BELOW`, which becomes 0) is greedy;
-    `seed` makes sampling reproducible per sample (sample i of a prompt uses seed + i)."""
+    `seed` makes sampling reproducible per sample (sample i of a prompt uses seed + i); `logprobs`
+    asks for each generated token's log-probability under the model (temperature 1, before
+    sampling's truncation): `Completion.token_logprobs`, or None where an engine cannot give it."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -55,6 +57,7 @@ class SamplingParams:
     n: int = 1
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    logprobs: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,7 +75,7 @@ class SamplingParams:
             object.__setattr__(self, "temperature", 0.0)
 
     def with_seed(self, seed: int | None) -> "SamplingParams":
-        return SamplingParams(self.temperature, self.top_p, self.max_tokens, self.n, seed, self.stop)
+        return replace(self, seed=seed)
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: FinishReason = "stop"
+    token_logprobs: list[float] | None = None  # one per text token (EOS excluded), when asked and known
 
 
 @dataclass

@@ -34,7 +34,7 @@ from app.engines.base import (
 )
 from app.engines.hf_batch import Plan, Row, RunningBatch, prefill_groups, slot_mask
 from app.engines.prefix_cache import PrefixCache
-from app.engines.sampling import row_generator, sample_next
+from app.engines.sampling import row_generator, sample_next, token_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -296,10 +296,12 @@ class HFEngine:
 
     def _step(self, batch: RunningBatch) -> None:
         """Sample one token for every row, let the finished rows leave, run the rest one step."""
-        tokens = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows]).tolist()
+        picked = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows])
+        tokens = picked.tolist()
+        logprobs = token_logprobs(batch.logits, picked, [r.params.logprobs for r in batch.rows])
         gone = []
         for b, r in enumerate(batch.rows):
-            self._advance(r, tokens[b])
+            self._advance(r, tokens[b], None if logprobs is None else logprobs[b])
             if r.finish is not None:
                 gone.append(b)
                 if r.finish != "abort":
@@ -323,7 +325,7 @@ class HFEngine:
                          **{self._cache_kw: cache}, **self._forward_kw)
         return out.logits[:, -1, :]
 
-    def _advance(self, r: Row, token: int) -> None:
+    def _advance(self, r: Row, token: int, logprob: float | None = None) -> None:
         """Append one token to a row; finish it on EOS, a stop string, its budget or cancellation."""
         if r.cancelled.is_set():
             return self._finish(r, "abort")
@@ -331,6 +333,8 @@ class HFEngine:
         if token in self.eos_ids:
             return self._finish(r, "stop")
         r.out.append(token)
+        if r.params.logprobs:
+            r.logprobs.append(logprob)
         if r.take_text(self.tokenizer.decode(r.out, skip_special_tokens=True)):
             return self._finish(r, "stop")
         if len(r.out) >= r.max_new:
@@ -344,7 +348,8 @@ class HFEngine:
     def _finish(self, r: Row, reason: str) -> None:
         r.finish = reason
         self._emit(r, final=True)
-        r.deliver(Completion(text=r.text, prompt_tokens=len(r.ids), completion_tokens=r.generated, finish_reason=reason))
+        r.deliver(Completion(text=r.text, prompt_tokens=len(r.ids), completion_tokens=r.generated, finish_reason=reason,
+                             token_logprobs=list(r.logprobs) if r.params.logprobs else None))
 
 
 def _skip_cancelled(r: Row) -> bool:

@@ -44,6 +44,7 @@ class Row:
     out: list[int] = field(default_factory=list)
     text: str = ""
     generated: int = 0  # tokens sampled, EOS included
+    logprobs: list[float] = field(default_factory=list)  # of the tokens in `out`, when params.logprobs
     sent: int = 0  # characters of `text` streamed so far
     finish: str | None = None
 

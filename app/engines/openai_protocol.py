@@ -14,7 +14,7 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Callable
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from app.engines.base import Completion, FinishReason
 
@@ -32,9 +32,21 @@ class Message(_Lenient):
     content: StrictStr | None = None
 
 
+class TokenLogprob(_Lenient):
+    logprob: StrictFloat | StrictInt
+
+
+class Logprobs(_Lenient):
+    content: list[TokenLogprob] | None = None
+
+    def values(self) -> list[float]:
+        return [float(t.logprob) for t in self.content or ()]
+
+
 class Choice(_Lenient):
     message: Message
     finish_reason: StrictStr | None = None
+    logprobs: Logprobs | None = None
 
 
 class ChatCompletion(_Lenient):
@@ -56,6 +68,7 @@ class Delta(_Lenient):
 class ChunkChoice(_Lenient):
     delta: Delta = Field(default_factory=Delta)
     finish_reason: StrictStr | None = None
+    logprobs: Logprobs | None = None
 
 
 class Chunk(_Lenient):
@@ -158,6 +171,7 @@ class StreamAssembler:
         self.text, self.shown = "", ""  # the content so far; the rise-serve turn text passed on
         self.finish: FinishReason = "stop"
         self.usage: Usage | None = None
+        self.logprobs: list[float] = []  # of the content's tokens, when the upstream sends them
 
     def feed(self, chunk: Chunk) -> None:
         for c in chunk.choices[:1]:  # one sample per request (n=1)
@@ -166,6 +180,8 @@ class StreamAssembler:
                 self._thinking(thinking)
             if c.delta.content:
                 self._content(c.delta.content)
+            if c.logprobs is not None:
+                self.logprobs += c.logprobs.values()
             if c.finish_reason:
                 self.finish = finish(c.finish_reason)
         self.usage = chunk.usage or self.usage
@@ -190,4 +206,5 @@ class StreamAssembler:
         """The finished completion, or None when the stream held no usage."""
         if self.usage is None:
             return None
-        return Completion(self.text, self.usage.prompt_tokens, self.usage.completion_tokens, self.finish)
+        return Completion(self.text, self.usage.prompt_tokens, self.usage.completion_tokens, self.finish,
+                          self.logprobs or None)

@@ -173,6 +173,8 @@ class OpenAIEngine:
             body["seed"] = seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.logprobs:
+            body["logprobs"] = True  # an upstream that sends none: token_logprobs stays None
         if self.rise_upstream:
             body["rise"] = {"max_turns": 1}  # one plain turn: this server runs the refinement
         return body
@@ -191,8 +193,10 @@ class OpenAIEngine:
             except ValidationError:
                 raise UpstreamError(f"upstream {self.base_url} returned an invalid chat completion") from None
             choice = reply.choices[0]
+            logprobs = choice.logprobs.values() if choice.logprobs is not None else []
             return _cut(Completion(choice.message.content or "", reply.usage.prompt_tokens,
-                                   reply.usage.completion_tokens, finish(choice.finish_reason)), params.stop)
+                                   reply.usage.completion_tokens, finish(choice.finish_reason), logprobs or None),
+                        params.stop)
         return _cut(await self._stream({**body, "stream": True, "stream_options": {"include_usage": True}}, emit, until),
                     params.stop)
 

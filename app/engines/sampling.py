@@ -45,3 +45,12 @@ def row_generator(seed: int | None) -> torch.Generator:
     else:
         g.manual_seed(seed)
     return g
+
+
+def token_logprobs(logits: torch.Tensor, picked: torch.Tensor, wanted: Sequence[bool]) -> list[float] | None:
+    """Each row's log-probability of its picked token under the model's own distribution
+    (temperature 1), or None when no row asked for it."""
+    if not any(wanted):
+        return None
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(-1, picked.to(logits.device).view(-1, 1)).squeeze(-1).tolist()

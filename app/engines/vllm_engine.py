@@ -74,7 +74,7 @@ class VLLMEngine:
 
         sp = VSamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p, seed=params.seed,
                              max_tokens=min(params.max_tokens, self._info.max_context - len(ids)),
-                             stop=list(params.stop) or None)
+                             stop=list(params.stop) or None, logprobs=0 if params.logprobs else None)
         rid = f"rise-{uuid.uuid4().hex}"
         sent = [0] * params.n
         latest: dict[int, object] = {}  # parallel samples may finish in different outputs
@@ -98,7 +98,15 @@ class VLLMEngine:
         outs = [latest[j] for j in range(params.n)]
         return [Completion(stopped_text(c, params.stop), len(ids), len(c.token_ids),
                            "length" if c.finish_reason == "length" else
-                           "abort" if c.finish_reason == "abort" else "stop") for c in outs]
+                           "abort" if c.finish_reason == "abort" else "stop",
+                           self._logprobs(c) if params.logprobs else None) for c in outs]
+
+    def _logprobs(self, c) -> list[float] | None:
+        """The sampled tokens' log-probabilities (EOS excluded), from vLLM's per-position maps."""
+        if not c.logprobs:
+            return None
+        eos = self.tokenizer.eos_token_id
+        return [float(pos[t].logprob) for t, pos in zip(c.token_ids, c.logprobs) if t != eos and t in pos]
 
     async def health(self) -> bool:
         try:

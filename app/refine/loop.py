@@ -18,6 +18,7 @@ from typing import Awaitable, Callable, Sequence
 
 from app.answers.protocol import Checker
 from app.engines.base import Conversation, Engine, Message, PromptTooLongError
+from app.refine import policy
 from app.refine.checks import Checks, as_checks
 from app.refine.deadline import Deadline, as_deadline
 from app.refine.feedback import render_feedback
@@ -65,9 +66,13 @@ async def refine(
     turns: list[Turn] = []
     stop_reason = "max_turns"
     for k in range(1, config.max_turns + 1):
+        per_sample = _budget_per_sample(turns, config)
+        if per_sample is not None and per_sample < 1:
+            stop_reason = "budget"  # too few tokens left for another turn
+            break
         prompt = build_prompt(question, turns, config, history)
         try:
-            turn = await _run_turn(engine, k, prompt, checks, config, oracle, emit, deadline)
+            turn = await _run_turn(engine, k, prompt, checks, config, oracle, emit, deadline, per_sample)
         except asyncio.TimeoutError:
             if not turns:
                 raise RefineTimeout("the deadline passed before the first turn finished") from None
@@ -82,7 +87,18 @@ async def refine(
         if oracle is not None and turn.correct:
             stop_reason = "correct"
             break
+        if oracle is None and (early := await policy.stop_reason(turns, config, checks)):
+            stop_reason = early
+            break
     return await _result(turns, stop_reason, checks, config, oracle is not None)
+
+
+def _budget_per_sample(turns: Sequence[Turn], config: RefineConfig) -> int | None:
+    """The most tokens each sample of the next turn may use within `max_total_tokens` (None: no budget)."""
+    if config.max_total_tokens is None:
+        return None
+    used = sum(s.completion_tokens for t in turns for s in t.samples)
+    return min(config.sampling.max_tokens, (config.max_total_tokens - used) // config.samples_per_turn)
 
 
 def build_prompt(question: str, turns: Sequence[Turn], config: RefineConfig, history: Sequence[Message] = ()) -> list[Message]:
@@ -96,10 +112,12 @@ def build_prompt(question: str, turns: Sequence[Turn], config: RefineConfig, his
 
 
 async def _run_turn(engine: Engine, k: int, prompt: Conversation, checks: Checks, config: RefineConfig,
-                    oracle: Oracle | None, emit: EventSink, deadline: Deadline | None) -> Turn:
+                    oracle: Oracle | None, emit: EventSink, deadline: Deadline | None,
+                    max_tokens: int | None = None) -> Turn:
     params = config.sampling
     seed = None if params.seed is None else params.seed + 1000 * (k - 1)
-    params = replace(params, n=config.samples_per_turn, seed=seed)
+    params = replace(params, n=config.samples_per_turn, seed=seed, logprobs=params.logprobs or config.wants_logprobs,
+                     max_tokens=params.max_tokens if max_tokens is None else max_tokens)
     start = time.monotonic()
     first: list[float] = []
 
@@ -115,11 +133,12 @@ async def _run_turn(engine: Engine, k: int, prompt: Conversation, checks: Checks
     samples = []
     for c, answer in zip(completions, answers):
         correct = None if oracle is None else bool(await _verdict(oracle(answer, c.text)))
-        samples.append(Sample(c.text, answer, correct, c.prompt_tokens, c.completion_tokens, c.finish_reason))
+        samples.append(Sample(c.text, answer, correct, c.prompt_tokens, c.completion_tokens, c.finish_reason,
+                              policy.confidence(c.token_logprobs, config.confidence) if params.logprobs else None))
     turn = Turn(k, samples, await _choose(samples, checks, config), time.monotonic() - start,
                 first[0] if first else None)
     emit({"type": "turn_end", "turn": k, "answer": turn.answer, "correct": turn.correct,
-          "latency_s": round(turn.latency_s, 4)})
+          "latency_s": round(turn.latency_s, 4), "confidence": samples[turn.chosen].confidence})
     return turn
 
 
@@ -135,7 +154,8 @@ async def _choose(samples: list[Sample], checks: Checks, config: RefineConfig) -
             return j
     if len(samples) == 1:
         return 0
-    _, positions, _ = tally(await checks.clusters([s.answer for s in samples]), config.tie_break)
+    groups = await checks.clusters([s.answer for s in samples])
+    _, positions, _ = policy.weighted_tally(groups, policy.weights_of(samples, config), config.tie_break)
     return positions[0] if positions else 0
 
 
@@ -143,14 +163,18 @@ async def _result(turns: list[Turn], stop_reason: str, checks: Checks, config: R
                   has_oracle: bool) -> RefineResult:
     where = [(t, s) for t in turns for s in t.samples]
     groups = await checks.clusters([s.answer for _, s in where])
-    winner, positions, votes = tally(groups, config.tie_break)
+    _, _, votes = tally(groups, config.tie_break)
+    weights = policy.weights_of([s for _, s in where], config)
+    winner, positions, scores = policy.weighted_tally(groups, weights, config.tie_break)
+    aggregation = config.aggregation if config.aggregation != "confidence" or weights is not None else "majority"
     if stop_reason == "correct" or config.aggregation == "last":
         turn, sample = turns[-1], turns[-1].samples[turns[-1].chosen]
         winner = sample.answer
     else:
         turn, sample = _latest_holding(turns, where, positions)
     correct = bool(sample.correct) if has_oracle else None
-    result = RefineResult(winner, sample.text, turn.index, votes, stop_reason, turns, has_oracle, correct)
+    result = RefineResult(winner, sample.text, turn.index, votes, stop_reason, turns, has_oracle, correct,
+                          aggregation, scores if weights is not None else None)
     result.answer_groups = {where[i][1].answer: g for g, (_, members) in enumerate(groups) for i in members}
     return result
 

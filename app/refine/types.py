@@ -9,9 +9,13 @@ from app.engines.base import SamplingParams
 from app.refine.feedback import DEFAULT_FEEDBACK
 
 Window = Literal["full", "last"]
-Aggregation = Literal["majority", "last"]
+Aggregation = Literal["majority", "last", "confidence"]
 TieBreak = Literal["first", "last"]
-StopReason = Literal["correct", "max_turns", "deadline", "context_length"]
+EarlyStop = Literal["none", "agree", "settled", "confident"]
+ConfidenceForm = Literal["mean", "tail", "min"]
+StopReason = Literal["correct", "max_turns", "deadline", "context_length", "agreed", "settled", "confident", "budget"]
+AGGREGATIONS = ("majority", "last", "confidence")
+EARLY_STOPS = ("none", "agree", "settled", "confident")
 
 
 @dataclass(frozen=True)
@@ -21,8 +25,16 @@ class RefineConfig:
     window: `last` (RISE's default) shows the model the question, its last attempt and the
         feedback; `full` shows every earlier attempt.
     aggregation: `majority` votes over the answers of all turns (and all samples); `last` takes
-        the last turn's answer.
+        the last turn's answer; `confidence` weighs each vote by the sample's confidence (see
+        `app/refine/policy.py`), falling back to `majority` when the engine gives no log-probs.
     tie_break: which answer wins a tied vote: `first` (the one that appeared earliest) or `last`.
+    early_stop: without an oracle, end before `max_turns` once the answer is settled (policy.py):
+        `agree` (the last `agree_turns` turns agree), `settled` (the turns left cannot change the
+        vote's winner), `confident` (a turn's confidence reaches `confidence_threshold`, or two
+        turns agree); `none` runs every turn (RISE's protocol).
+    max_total_tokens: completion tokens over all turns and samples; the loop never exceeds it and
+        ends with `budget` once too little is left for another turn.
+    confidence: how a sample's token log-probs become its confidence (policy.confidence).
     """
 
     max_turns: int = 5
@@ -32,6 +44,15 @@ class RefineConfig:
     tie_break: TieBreak = "first"
     feedback: str = DEFAULT_FEEDBACK
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    early_stop: EarlyStop = "none"
+    agree_turns: int = 2
+    confidence_threshold: float = 0.9
+    max_total_tokens: int | None = None
+    confidence: ConfidenceForm = "mean"
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return self.aggregation == "confidence" or self.early_stop == "confident"
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_turns <= 1000:
@@ -40,8 +61,18 @@ class RefineConfig:
             raise ValueError("samples_per_turn must be at least 1")
         if self.window not in ("full", "last"):
             raise ValueError("window must be 'full' or 'last'")
-        if self.aggregation not in ("majority", "last"):
-            raise ValueError("aggregation must be 'majority' or 'last'")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
+        if self.early_stop not in EARLY_STOPS:
+            raise ValueError(f"early_stop must be one of {', '.join(EARLY_STOPS)}")
+        if self.early_stop == "agree" and not 2 <= self.agree_turns <= self.max_turns:
+            raise ValueError(f"agree_turns must be between 2 and max_turns ({self.max_turns})")
+        if not 0.0 < self.confidence_threshold <= 1.0:
+            raise ValueError("confidence_threshold must be in (0, 1]")
+        if self.max_total_tokens is not None and self.max_total_tokens < self.samples_per_turn:
+            raise ValueError("max_total_tokens must be positive and leave each sample of a turn at least one token")
+        if self.confidence not in ("mean", "tail", "min"):
+            raise ValueError("confidence must be 'mean', 'tail' or 'min'")
         if self.tie_break not in ("first", "last"):
             raise ValueError("tie_break must be 'first' or 'last'")
         if "{question}" not in self.feedback:
@@ -56,6 +87,7 @@ class Sample:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    confidence: float | None = None  # in (0, 1], from the token log-probs; None when not asked or not known
 
 
 @dataclass
@@ -97,6 +129,8 @@ class RefineResult:
     turns: list[Turn]
     oracle: bool
     correct: bool | None  # whether the final answer passed the oracle; None without one
+    aggregation: str = "majority"  # the rule that chose the final answer (confidence falls back to majority)
+    weights: dict[str, float] | None = None  # with confidence votes: each answer's summed confidence
     # answer string -> its group in the vote (equivalent answers share one), for metrics without re-checking
     answer_groups: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
@@ -120,7 +154,8 @@ class RefineResult:
 
     def to_dict(self) -> dict:
         return {"final_answer": self.final_answer, "final_text": self.final_text,
-                "final_turn": self.final_turn, "votes": self.votes, "stop_reason": self.stop_reason,
+                "final_turn": self.final_turn, "votes": self.votes, "vote_weights": self.weights,
+                "aggregation": self.aggregation, "stop_reason": self.stop_reason,
                 "mode": "oracle" if self.oracle else "self", "correct": self.correct,
                 "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                           "total_tokens": self.prompt_tokens + self.completion_tokens},
