@@ -43,7 +43,7 @@ CHAT_CASES = [
     {"messages": [{"role": "user", "content": 5}]}, {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
     {"messages": [{"role": "user", "content": "a\x00"}]}, {"n": 0}, {"n": 9}, {"max_tokens": 0},
     {"max_tokens": 100, "max_completion_tokens": 100}, {"temperature": 3}, {"stop": [""]},
-    {"stream_options": {"include_usage": "y"}}, {"tools": []}, {"logit_bias": {}}, {"rise": {"max_turns": 0}},
+    {"stream_options": {"include_usage": "y"}}, {"tools": [{"type": "function", "function": {"name": "f"}}]}, {"logit_bias": {"50256": -100}}, {"rise": {"max_turns": 0}},
     {"rise": {"samples_per_turn": 100}}, {"rise": "fast"}, {"user": "u" * 300}, {"model": 5},
 ]
 
