@@ -69,7 +69,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     configs = [build_config(settings, opts, temperature=temperature, top_p=body.top_p or 1.0,
                             max_tokens=max_tokens, seed=None if body.seed is None else body.seed + 7919 * i,
                             stop=body.stops()) for i in range(n)]
-    if body.user is not None or body.safety_identifier is not None:
+    if body.user or body.safety_identifier:
         log.info("chat request for user=%s", body.user or body.safety_identifier,
                  extra={"fields": {"user": body.user, "safety_identifier": body.safety_identifier}})
     deadline = deadline_for(request, opts.timeout)
