@@ -11,6 +11,7 @@ import openai
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm: no download of its price list
+pytestmark = pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier:UserWarning")  # litellm's types
 
 Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
 ANSWER = "The answer is 31."
