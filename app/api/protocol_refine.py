@@ -57,7 +57,7 @@ class RefineOptions(BaseModel):
     early_stop: Literal["none", "agree", "settled", "confident"] = Field(
         "none", description="without an oracle, stop before max_turns: `agree` once the last `agree_turns` turns "
                             "agree, `settled` once the turns left cannot change the vote, `confident` once a turn's "
-                            "confidence reaches RISE_CONFIDENCE_THRESHOLD (or two turns agree); `none`: all turns")
+                            "confidence reaches RISE_CONFIDENCE_THRESHOLD (else as `settled`); `none`: all turns")
     agree_turns: int = Field(2, ge=2, description="for early_stop=agree: how many last turns must agree (<= max_turns)")
     max_total_tokens: int | None = Field(None, ge=1, description="completion tokens over all turns and samples; the "
                                                                  "loop ends with stop_reason `budget` before exceeding it")

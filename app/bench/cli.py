@@ -28,7 +28,7 @@ from app.config import default_model
 from app.tasks import synthetic
 
 
-CONTENDERS = ("naive", "raw", "rise-serve", "rise-serve-vllm")
+CONTENDERS = ("naive", "raw", "rise-serve", "rise-serve-agree", "rise-serve-vllm")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         names.remove("rise-serve-vllm")
     # naive apart: its generate calls run on another thread of this process than the raw engine's, and a
     # second thread running torch ops slows the first (two OpenMP teams)
-    together = [n for n in names if n in ("raw", "rise-serve") and not a.duration]
+    together = [n for n in names if n in ("raw", "rise-serve", "rise-serve-agree") and not a.duration]
     groups = [[n] for n in names if n not in together]
     if together:
         groups.insert(1 if groups and groups[0] == ["naive"] else 0, together)
@@ -163,9 +163,10 @@ def _open(name: str, a, questions: list[str], common: dict):
         return Naive(a.model, questions, **common)
     if name == "raw":
         return Raw(a.model, questions, max_batch_size=a.max_batch_size, **common)
-    if name in ("rise-serve", "rise-serve-vllm"):
-        return Served(a.model, questions, engine="hf" if name == "rise-serve" else "vllm",
-                      max_batch_size=a.max_batch_size, clients=a.clients, **common)
+    if name in ("rise-serve", "rise-serve-agree", "rise-serve-vllm"):
+        return Served(a.model, questions, engine="vllm" if name == "rise-serve-vllm" else "hf",
+                      max_batch_size=a.max_batch_size, clients=a.clients,
+                      early_stop="agree" if name == "rise-serve-agree" else "none", **common)
     raise SystemExit(f"unknown contender {name!r}")
 
 
@@ -197,16 +198,17 @@ def _read(path: str) -> str:
 
 
 def table(report: dict) -> str:
-    rows = [f"{'contender':<18}{'clients':>8}{'answers/s':>11}{'tokens/s':>10}{'p50 s':>8}{'p99 s':>8}  ttft by turn (s)"]
+    rows = [f"{'contender':<18}{'clients':>8}{'answers/s':>11}{'tokens/s':>10}{'tok/ans':>9}{'p50 s':>8}{'p99 s':>8}"
+            "  ttft by turn (s)"]
     for name, r in report["contenders"].items():
         ttft = " ".join(f"{t:.3f}" if t is not None else "-" for t in r["ttft_by_turn_s"])
         rows.append(f"{name:<18}{r['clients']:>8}{r['answers_per_s']:>11.2f}{r['tokens_per_s']:>10.0f}"
-                    f"{r['p50_s']:>8.2f}{r['p99_s']:>8.2f}  {ttft}")
+                    f"{r.get('tokens_per_answer', 0):>9.0f}{r['p50_s']:>8.2f}{r['p99_s']:>8.2f}  {ttft}")
         if "one_client" in r:
             o = r["one_client"]
             ttft = " ".join(f"{t:.3f}" if t is not None else "-" for t in o["ttft_by_turn_s"])
             rows.append(f"{'  at one client':<18}{1:>8}{o['answers_per_s']:>11.2f}{o['tokens_per_s']:>10.0f}"
-                        f"{o['p50_s']:>8.2f}{o['p99_s']:>8.2f}  {ttft}")
+                        f"{o.get('tokens_per_answer', 0):>9.0f}{o['p50_s']:>8.2f}{o['p99_s']:>8.2f}  {ttft}")
     rows.append(f"rise-serve / naive: {report['vs_naive']}x   rise-serve / raw: {report['vs_raw']}x   "
                 f"turn-5 / turn-1 time to first token (one client): {report['ttft_turn5_over_turn1']}")
     return "\n".join(rows)

@@ -4,7 +4,8 @@ same held-out problems (RISE's protocol: the same feedback every turn, the `last
 - `Naive`: what a user writes without this project: a Python loop over turns calling transformers
   `generate` on the whole conversation, one request at a time;
 - `Raw`: the refinement loop straight on the embedded engine, in this process (no HTTP, no service);
-- `Served`: rise-serve over HTTP (a `rise serve` subprocess, any engine), driven by async clients.
+- `Served`: rise-serve over HTTP (a `rise serve` subprocess, any engine), driven by async clients;
+  `rise-serve-agree` is the same server asked to stop once two turns agree (`early_stop: agree`).
 
     python -m app.bench.cli --quick
 """
@@ -109,9 +110,10 @@ class Served:
     """rise-serve in a subprocess on a free port; `engine` is any `rise serve --engine` value."""
 
     def __init__(self, model: str, questions: list[str], turns: int, max_tokens: int, device: str | None = None,
-                 engine: str = "hf", max_batch_size: int = 32, clients: int = 32, env: dict | None = None) -> None:
+                 engine: str = "hf", max_batch_size: int = 32, clients: int = 32, env: dict | None = None,
+                 early_stop: str = "none") -> None:
         self.name = "rise-serve" if engine == "hf" else f"rise-serve-{engine}"
-        self.questions, self.turns, self.max_tokens = questions, turns, max_tokens
+        self.questions, self.turns, self.max_tokens, self.early_stop = questions, turns, max_tokens, early_stop
         env = {"RISE_MODEL": model, "RISE_ENGINE": engine, "RISE_MAX_BATCH_SIZE": str(max_batch_size),
                "RISE_MAX_IN_FLIGHT": str(max(64, clients)), "RISE_LOG_LEVEL": "warning", **(env or {})}
         if device:
@@ -123,7 +125,8 @@ class Served:
     async def send(self, i: int) -> Outcome:
         start = time.perf_counter()
         r = await self.client.post("/v1/refine", json={
-            "question": self.questions[i], "max_turns": self.turns, "max_tokens": self.max_tokens, "temperature": 0})
+            "question": self.questions[i], "max_turns": self.turns, "max_tokens": self.max_tokens, "temperature": 0,
+            "early_stop": self.early_stop})
         r.raise_for_status()
         body = r.json()
         return Outcome(time.perf_counter() - start, body["usage"]["completion_tokens"], body["usage"]["prompt_tokens"],

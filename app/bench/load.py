@@ -65,6 +65,8 @@ def summarize(outcomes: list[Outcome], wall_s: float, clients: int) -> dict:
         "tokens_per_s": round(completion / wall_s, 1),
         "prompt_tokens_per_s": round(sum(o.prompt_tokens for o in outcomes) / wall_s, 1),
         "completion_tokens": completion,
+        "tokens_per_answer": round(completion / max(len(outcomes), 1), 1),
+        "turns_per_answer": round(sum(len(o.ttft_by_turn_s) for o in outcomes) / max(len(outcomes), 1), 2),
         "p50_s": round(float(np.percentile(latencies, 50)), 3),
         "p99_s": round(float(np.percentile(latencies, 99)), 3),
         "ttft_by_turn_s": ttft,

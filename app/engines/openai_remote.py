@@ -173,7 +173,7 @@ class OpenAIEngine:
             body["seed"] = seed
         if params.stop:
             body["stop"] = list(params.stop)
-        if params.logprobs:
+        if params.logprobs and not self.rise_upstream:  # rise-serve gives no logprobs: its vote falls back
             body["logprobs"] = True  # an upstream that sends none: token_logprobs stays None
         if self.rise_upstream:
             body["rise"] = {"max_turns": 1}  # one plain turn: this server runs the refinement

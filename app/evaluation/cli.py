@@ -3,7 +3,11 @@
     rise eval --model models/rise-synth --dataset synthetic --limit 1000 --seeds 0 1 --out runs/eval-rise
     rise eval --model models/rise-synth --dataset gsm8k --limit 50 --turns 3 --out runs/eval-gsm8k
 
-Writes DIR/metrics.json and DIR/turns.png.
+Writes DIR/metrics.json and DIR/turns.png. With --compute: accuracy against tokens for fixed K,
+parallel N, the early-stopping rules and confidence votes (DIR/compute.json, DIR/compute.png):
+
+    rise eval --compute --limit 1000 --seeds 0 1 --out runs/compute
+    rise eval --compute --split train --problem-seed 99 --limit 300 --out runs/compute-val   # tuning
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--concurrency", type=positive_int, default=256)
     ap.add_argument("--out", type=writable_dir, required=True, help="output directory (checked before the run)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--compute", action="store_true",
+                    help="accuracy against tokens for fixed K, parallel N, early stopping and confidence votes")
+    ap.add_argument("--split", choices=["test", "train"], default="test",
+                    help="synthetic: the held-out problems (test) or the training side (train, for tuning)")
+    ap.add_argument("--problem-seed", type=seed, default=1234, help="synthetic: which problems are drawn")
+    ap.add_argument("--parallel", type=positive_int, default=5, help="parallel samples per problem (m5@t1, --compute)")
     return ap
 
 
@@ -61,12 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     from app.evaluation.runner import EvalConfig, Item, evaluate
 
     try:
-        items = [Item(q, ref) for q, ref in datasets.load(a.dataset, "test", a.limit, level=a.level)]
+        items = [Item(q, ref) for q, ref in datasets.load(a.dataset, a.split, a.limit, seed=a.problem_seed,
+                                                          level=a.level)]
     except (OSError, ValueError) as e:  # e.g. GSM8K's file missing: the message says to set RISE_DATA_DIR
         ap.error(str(e))
     checker = get_checker(datasets.FAMILY[a.dataset])
     cfg = EvalConfig(turns=a.turns, seeds=tuple(a.seeds), temperature=a.temperature, max_tokens=a.max_tokens,
-                     window=a.window, concurrency=a.concurrency)
+                     window=a.window, concurrency=a.concurrency, parallel_samples=a.parallel)
+    if a.compute:
+        from app.evaluation.compute import run_compute
+
+        return run_compute(a, items, checker)
 
     async def go() -> dict:
         engine = await open_engine(a.engine, a.model, device=a.device, max_batch_size=a.batch_size, base_url=a.base_url)

@@ -8,7 +8,7 @@ loop's checks (`app/refine/checks.py`), so nothing here knows engines or HTTP.
 - weighted tally: a vote counts 1 (majority) or its sample's confidence (confidence).
 - early stopping: `agree` (the last `agree_turns` turns' answers are equivalent), `settled` (the
   votes the remaining turns could still cast cannot change the winner), `confident` (the last turn's
-  answer has confidence >= `confidence_threshold`, or the last two turns agree).
+  answer has confidence >= `confidence_threshold`; otherwise as `settled`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ async def stop_reason(turns: Sequence[Turn], config: RefineConfig, checks: Check
         last = turns[-1].samples[turns[-1].chosen]
         if last.answer is not None and last.confidence is not None and last.confidence >= config.confidence_threshold:
             return "confident"
-        return "agreed" if await _agree(turns[-2:], 2, checks) else None
     return "settled" if await _settled(turns, config, checks) else None
 
 

@@ -30,8 +30,8 @@ class RefineConfig:
     tie_break: which answer wins a tied vote: `first` (the one that appeared earliest) or `last`.
     early_stop: without an oracle, end before `max_turns` once the answer is settled (policy.py):
         `agree` (the last `agree_turns` turns agree), `settled` (the turns left cannot change the
-        vote's winner), `confident` (a turn's confidence reaches `confidence_threshold`, or two
-        turns agree); `none` runs every turn (RISE's protocol).
+        vote's winner), `confident` (a turn's confidence reaches `confidence_threshold`, else as
+        `settled`); `none` runs every turn (RISE's protocol).
     max_total_tokens: completion tokens over all turns and samples; the loop never exceeds it and
         ends with `budget` once too little is left for another turn.
     confidence: how a sample's token log-probs become its confidence (policy.confidence).
@@ -88,6 +88,10 @@ class Sample:
     completion_tokens: int
     finish_reason: str
     confidence: float | None = None  # in (0, 1], from the token log-probs; None when not asked or not known
+    token_logprobs: list[float] | None = field(default=None, repr=False)  # kept for analysis, not in the trace
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "token_logprobs"}
 
 
 @dataclass
@@ -116,7 +120,7 @@ class Turn:
                 "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
                 "prompt_tokens": sum(s.prompt_tokens for s in self.samples),
                 "completion_tokens": sum(s.completion_tokens for s in self.samples),
-                "samples": [asdict(s) for s in self.samples]}
+                "samples": [s.to_dict() for s in self.samples]}
 
 
 @dataclass

@@ -49,3 +49,17 @@ def test_tiny_bench_end_to_end(tmp_path, model_path, capsys):
     assert report["ttft_turn5_over_turn1"] > 0 and report["machine"]["cores"] >= 1
     assert report["same_final_answer_as_naive"] == 1.0  # greedy: the same work, the same answers
     assert "rise-serve / naive" in capsys.readouterr().out
+
+
+def test_bench_runs_early_stopping_beside_fixed_k(tmp_path, model_path):
+    """The same greedy load with and without `early_stop: agree`: the early run answers with at
+    most the fixed run's tokens and turns (it stops on a prefix of the same trajectory)."""
+    out = tmp_path / "bench"
+    rc = cli.main(["--model", str(model_path), "--clients", "2", "--requests", "4", "--one-client-requests", "0",
+                   "--turns", "4", "--max-tokens", "120", "--rounds", "1",
+                   "--contenders", "rise-serve", "rise-serve-agree", "--out", str(out)])
+    assert rc == 0
+    c = json.loads((out / "bench.json").read_text())["contenders"]
+    fixed, early = c["rise-serve"], c["rise-serve-agree"]
+    assert fixed["turns_per_answer"] == 4 and early["turns_per_answer"] <= 4
+    assert early["tokens_per_answer"] <= fixed["tokens_per_answer"] and early["answers_per_s"] > 0

@@ -88,12 +88,12 @@ async def test_settled_stops_when_the_remaining_votes_cannot_change_the_winner()
     assert r.stop_reason == "max_turns"
 
 
-async def test_confident_stops_on_a_sure_turn_or_two_agreeing_ones():
+async def test_confident_stops_on_a_sure_turn_or_else_once_settled():
     r = await _run(ConfidentEngine(["4", "5"], logps=[-0.01, -2.0]), early_stop="confident", confidence_threshold=0.9)
     assert r.stop_reason == "confident" and len(r.turns) == 1
     assert r.turns[0].samples[0].confidence == pytest.approx(math.exp(-0.01))
-    r = await _run(ConfidentEngine(["4", "5", "5"], logps=[-2.0]), early_stop="confident", confidence_threshold=0.9)
-    assert r.stop_reason == "agreed" and len(r.turns) == 3
+    r = await _run(ConfidentEngine(["4", "4", "4", "5"], logps=[-2.0]), early_stop="confident", confidence_threshold=0.9)
+    assert r.stop_reason == "settled" and len(r.turns) == 3  # unsure turns: as `settled`
 
 
 async def test_budget_ends_the_loop_and_is_never_exceeded():
