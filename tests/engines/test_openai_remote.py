@@ -77,6 +77,34 @@ def test_against_vllm_server(vllm_server):
     assert len(r.turns) == 3 and r.final_answer == "31"
 
 
+def test_confidence_through_a_vllm_upstream(vllm_server):
+    """`logprobs: true` to a real vLLM server, plain and streamed: one log-prob per token, and a
+    confidence vote through the loop."""
+    async def go(e: OpenAIEngine):
+        [[c]] = await e.generate([conv(Q)], SamplingParams(max_tokens=80, logprobs=True))
+        [[s]] = await e.generate([conv(Q)], SamplingParams(max_tokens=80, logprobs=True),
+                                 on_delta=lambda i, j, t: None)
+        r = await refine(e, Q, CHECK, RefineConfig(max_turns=2, aggregation="confidence"))
+        return c, s, r
+
+    c, s, r = asyncio.run(_with(vllm_server, go))
+    for x in (c, s):
+        assert x.token_logprobs and all(v <= 0 for v in x.token_logprobs)
+        assert abs(len(x.token_logprobs) - x.completion_tokens) <= 1
+    assert s.token_logprobs == pytest.approx(c.token_logprobs, abs=1e-3)  # greedy: the same tokens
+    assert r.aggregation == "confidence" and all(0 < t.samples[0].confidence <= 1 for t in r.turns)
+
+
+def test_confidence_through_rise_serve_falls_back_to_majority(server, model_name):
+    """rise-serve gives no log-probs: the vote falls back to majority, and the result says so."""
+    async def go(e: OpenAIEngine):
+        return await refine(e, Q, CHECK, RefineConfig(max_turns=2, aggregation="confidence"))
+
+    r = asyncio.run(_with(f"{server}/v1", go, model=model_name))
+    assert r.aggregation == "majority" and r.weights is None and len(r.turns) == 2
+    assert all(t.samples[0].confidence is None for t in r.turns)
+
+
 def test_against_rise_serve_itself(server, model_name):
     async def go(e: OpenAIEngine):
         return await e.generate([conv(Q)], SamplingParams(max_tokens=80))

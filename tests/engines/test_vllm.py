@@ -112,3 +112,21 @@ def test_vllm_metrics_are_in_the_process_registry(vllm_engine):
 
     body, _ = exposition()
     assert b"vllm:" in body  # served by rise-serve's own /metrics
+
+
+def test_vllm_token_logprobs_agree_with_the_embedded_engine(vllm_engine, loop, model_path):
+    """The confidence path on vLLM: the sampled tokens' log-probs (logprobs=0), EOS excluded, close
+    to the embedded engine's on the same greedy answer; and a confidence vote through the loop."""
+    q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
+    params = SamplingParams(max_tokens=120, logprobs=True)
+    [[v]] = loop.run_until_complete(vllm_engine.generate([conv(q)], params))
+    hf = HFEngine(model_path, max_batch_size=2)
+    try:
+        [[h]] = loop.run_until_complete(hf.generate([conv(q)], params))
+    finally:
+        loop.run_until_complete(hf.aclose())
+    assert v.text == h.text and v.token_logprobs is not None
+    assert len(v.token_logprobs) == len(h.token_logprobs)
+    assert v.token_logprobs == pytest.approx(h.token_logprobs, abs=0.05)
+    r = loop.run_until_complete(refine(vllm_engine, q, CHECK, RefineConfig(max_turns=2, aggregation="confidence")))
+    assert r.aggregation == "confidence" and all(0 < t.samples[0].confidence <= 1 for t in r.turns)
