@@ -57,14 +57,24 @@ EFFORT_LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # 
 
 
 class EffortRule(BaseModel):
-    """What one `reasoning_effort` level sets: the turns to run (capped by RISE_MAX_TURNS_CAP).
-    Written as a bare number N, read as {"max_turns": N}."""
+    """What one `reasoning_effort` level sets: the turns to run (capped by RISE_MAX_TURNS_CAP) and
+    the early-stopping rule (app/refine/policy.py). Written as a bare number N, read as
+    {"max_turns": N} (no early stopping)."""
 
     model_config = ConfigDict(extra="forbid")
     max_turns: int = Field(ge=1)
+    early_stop: Literal["none", "agree", "settled", "confident"] = "none"
 
 
-DEFAULT_EFFORT = {"none": 1, "minimal": 1, "low": 2, "medium": 3, "high": 5, "xhigh": 8, "max": 10}
+# From `rise eval --compute` on the training side (README, "Adaptive compute"): `confident` keeps
+# ~24% of K=5's tokens, `agree` ~53%, `settled` ~74% at K=5's accuracy.
+DEFAULT_EFFORT = {"none": 1, "minimal": {"max_turns": 5, "early_stop": "confident"},
+                  "low": {"max_turns": 5, "early_stop": "agree"}, "medium": {"max_turns": 5, "early_stop": "settled"},
+                  "high": 5, "xhigh": 8, "max": 10}
+
+
+def _rule(value) -> dict:
+    return {"max_turns": value} if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class Settings(BaseSettings):
@@ -101,7 +111,7 @@ class Settings(BaseSettings):
     default_turns: int = Field(5, ge=1)
     max_turns_cap: int = Field(10, ge=1, description="largest max_turns a request may ask for")
     reasoning_effort_levels: dict[Literal[EFFORT_LEVELS], EffortRule] = Field(
-        default_factory=lambda: {k: EffortRule(max_turns=v) for k, v in DEFAULT_EFFORT.items()},
+        default_factory=lambda: {k: EffortRule(**_rule(v)) for k, v in DEFAULT_EFFORT.items()},
         description="the chat API's `reasoning_effort` levels, each a number of turns or {\"max_turns\": N}, "
                     "as JSON; a level left out keeps its default")
     reasoning_field: Literal["both", "reasoning", "reasoning_content"] = Field(
@@ -114,7 +124,7 @@ class Settings(BaseSettings):
     confidence_form: Literal["mean", "tail", "min"] = Field("mean", description="a sample's confidence: exp of the "
                                                             "mean token log-prob of its whole attempt, of its last 8 "
                                                             "tokens, or its least likely token")
-    confidence_threshold: float = Field(0.9, gt=0, le=1, description="early_stop=confident stops once a turn's "
+    confidence_threshold: float = Field(0.95, gt=0, le=1, description="early_stop=confident stops once a turn's "
                                         "confidence reaches it")
     answer_check_timeout_s: float = Field(1.0, gt=0, le=60, description="time cap of one answer parse or comparison "
                                           "(math-verify); past it: not equivalent, counted in metrics")
@@ -143,8 +153,7 @@ class Settings(BaseSettings):
     @classmethod
     def _effort_levels(cls, v):
         if isinstance(v, dict):  # a bare number is the turns; a level left out keeps its default
-            given = {k: {"max_turns": r} if isinstance(r, int) and not isinstance(r, bool) else r for k, r in v.items()}
-            return {**{k: {"max_turns": n} for k, n in DEFAULT_EFFORT.items()}, **given}
+            return {**{k: _rule(r) for k, r in DEFAULT_EFFORT.items()}, **{k: _rule(r) for k, r in v.items()}}
         return v
 
     def effort(self, level: str) -> EffortRule:

@@ -140,10 +140,20 @@ async def test_json_integers_are_numbers_for_float_fields():
     assert (await post({**BASE, "temperature": 1, "top_p": 1, "rise": {"max_turns": 1, "timeout": 30}})).status_code == 200
 
 
-@pytest.mark.parametrize("effort,turns", [("none", 1), ("minimal", 1), ("low", 2), ("medium", 3), ("high", 5),
+@pytest.mark.parametrize("effort,turns", [("none", 1), ("minimal", 5), ("low", 3), ("medium", 5), ("high", 5),
                                           ("xhigh", 8), ("max", 10)])
 async def test_reasoning_effort_sets_the_turns(effort, turns):
+    """The scripted answers (39, 40, 40, 41, 40, ...): only `low` (agree) stops early, at turn 3."""
     assert len(trace(await post({**BASE, "reasoning_effort": effort}))["turns"]) == turns
+
+
+@pytest.mark.parametrize("effort,turns,reason", [("minimal", 3, "settled"), ("low", 2, "agreed"),
+                                                 ("medium", 3, "settled"), ("high", 5, "max_turns")])
+async def test_reasoning_effort_sets_early_stopping(effort, turns, reason):
+    """One answer every turn: each level's rule stops where it says (the fake engine gives no
+    log-probs, so `confident` acts as `settled`)."""
+    t = trace(await post({**BASE, "reasoning_effort": effort}, engine=FakeEngine(scripted(["7"]))))
+    assert (len(t["turns"]), t["stop_reason"]) == (turns, reason)
 
 
 async def test_reasoning_effort_is_capped_configurable_and_yields_to_rise_max_turns():
@@ -152,7 +162,7 @@ async def test_reasoning_effort_is_capped_configurable_and_yields_to_rise_max_tu
     custom = Settings(reasoning_effort_levels={"low": 3, "high": {"max_turns": 6}})
     assert len(trace(await post({**BASE, "reasoning_effort": "low"}, custom))["turns"]) == 3
     assert len(trace(await post({**BASE, "reasoning_effort": "high"}, custom))["turns"]) == 6
-    assert len(trace(await post({**BASE, "reasoning_effort": "medium"}, custom))["turns"]) == 3  # kept default
+    assert len(trace(await post({**BASE, "reasoning_effort": "none"}, custom))["turns"]) == 1  # kept default
     assert len(trace(await post({**BASE, "reasoning_effort": "high", "rise": {"max_turns": 2}}))["turns"]) == 2
     r = await post({**BASE, "reasoning_effort": "extreme"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "reasoning_effort"
@@ -161,7 +171,8 @@ async def test_reasoning_effort_is_capped_configurable_and_yields_to_rise_max_tu
 def test_effort_levels_from_the_environment(monkeypatch):
     monkeypatch.setenv("RISE_REASONING_EFFORT_LEVELS", '{"none": 2, "max": {"max_turns": 40}}')
     s = Settings()
-    assert s.effort("none").max_turns == 2 and s.effort("low").max_turns == 2 and s.effort("max").max_turns == 10
+    assert s.effort("none").max_turns == 2 and s.effort("max").max_turns == 10
+    assert (s.effort("low").max_turns, s.effort("low").early_stop) == (5, "agree")  # kept default
     monkeypatch.setenv("RISE_REASONING_EFFORT_LEVELS", '{"huge": 3}')
     with pytest.raises(ValueError):
         Settings()
