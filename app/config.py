@@ -65,6 +65,12 @@ class EffortRule(BaseModel):
     max_turns: int = Field(ge=1)
     early_stop: Literal["none", "agree", "settled", "confident"] = "none"
 
+    @model_validator(mode="after")
+    def _rule_can_apply(self):
+        if self.early_stop == "agree" and self.max_turns < 2:
+            raise ValueError("early_stop 'agree' needs max_turns of at least 2 (two turns to agree)")
+        return self
+
 
 # From `rise eval --compute` on the training side (README, "Adaptive compute"): `confident` keeps
 # ~24% of K=5's tokens, `agree` ~53%, `settled` ~74% at K=5's accuracy.

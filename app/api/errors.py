@@ -30,9 +30,17 @@ def error_body(status: int, message: str, param: str | None = None, code: str | 
                       "code": code}}
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: an error that quotes the client's text (even a lone surrogate)
+    is always encodable."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, message: str, param: str | None = None, code: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
+    return _AsciiJSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
 
 
 def describe_validation(errors: list[dict]) -> tuple[str, str | None]:

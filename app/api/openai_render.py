@@ -23,7 +23,7 @@ def turn_start(turn: int) -> str:
 
 def turn_end(answer: str | None, correct: bool | None) -> str:
     verdict = {True: "correct", False: "incorrect", None: "unchecked"}[correct]
-    return f"\n[answer: {answer} ({verdict})]\n"
+    return f"\n[answer: {'none' if answer is None else answer} ({verdict})]\n"
 
 
 def reasoning_text(r: RefineResult) -> str:

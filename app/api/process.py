@@ -82,9 +82,10 @@ def run_server(server, engine_loaded=lambda: True) -> int:
 
 
 def _lingering_threads(wait_s: float = 2.0) -> list[threading.Thread]:
-    """Threads still alive after up to `wait_s` (idle executor workers end within milliseconds)."""
+    """Non-daemon threads still alive after up to `wait_s` (idle executor workers end within
+    milliseconds; daemon threads never hold the interpreter's exit)."""
     deadline = time.monotonic() + wait_s
-    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     for t in others:
         t.join(max(0.0, deadline - time.monotonic()))
     return [t for t in others if t.is_alive()]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.api.protocol_refine import RefineOptions, no_control_chars
+from app.api.protocol_refine import RefineOptions, no_control_chars, one_line
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -40,6 +40,7 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = None
     name: str | None = Field(None, max_length=256)
+    _name = field_validator("name")(one_line)
     # what some clients send on every assistant message, accepted at its neutral value
     tool_calls: list[dict] | None = None
     function_call: dict | None = None
@@ -76,6 +77,8 @@ class ChatMessage(BaseModel):
             raise ValueError("tool and function calls are unsupported: tools are not offered")
         if self.audio is not None:
             raise ValueError("audio is unsupported: rise-serve takes and gives text only")
+        if self.refusal:
+            raise ValueError("a refusal is unsupported here: give the assistant's text as content")
         return self
 
     def text(self) -> str:
@@ -147,7 +150,7 @@ class ChatCompletionRequest(BaseModel):
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     prompt_cache_options: dict | None = None
 
-    _text = field_validator("user", "safety_identifier", "prompt_cache_key")(no_control_chars)
+    _text = field_validator("model", "user", "safety_identifier", "prompt_cache_key")(one_line)
 
     @field_validator("stop")
     @classmethod
@@ -155,7 +158,15 @@ class ChatCompletionRequest(BaseModel):
         stops = [v] if isinstance(v, str) else (v or [])
         if len(stops) > 4 or any(not s for s in stops):
             raise ValueError("stop must be up to 4 non-empty strings")
+        for stop in stops:
+            no_control_chars(stop)
         return v
+
+    @model_validator(mode="after")
+    def _stream_options_need_a_stream(self):
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed with stream: true")
+        return self
 
     def stops(self) -> tuple[str, ...]:
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())

@@ -11,10 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x85]")
+
+
 def no_control_chars(value: str | None) -> str | None:
-    """Text fields may hold newlines and tabs, not other control characters."""
+    """Text fields may hold newlines and tabs, not other control characters, nor lone UTF-16
+    surrogates (JSON's "\\ud800" escapes decode to strings no encoder can write)."""
     if value is not None and _CONTROL.search(value):
         raise ValueError("must not contain control characters (other than newline, tab, carriage return)")
+    if value is not None and _SURROGATE.search(value):
+        raise ValueError("must not contain lone UTF-16 surrogates (\\ud800-\\udfff): not valid Unicode text")
+    return value
+
+
+def one_line(value: str | None) -> str | None:
+    """An identifier or a name: valid text on one line (it may reach a log line)."""
+    no_control_chars(value)
+    if value is not None and _LINE_BREAK.search(value):
+        raise ValueError("must be one line (no line breaks)")
     return value
 
 
@@ -78,7 +93,15 @@ class RefineRequest(RefineOptions):
     stream: StrictBool = False
     model: str | None = Field(None, description="optional; must name the served model")
 
-    _text = field_validator("question", "model")(no_control_chars)
+    _text = field_validator("question")(no_control_chars)
+    _model = field_validator("model")(one_line)
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_text(cls, v):
+        for stop in v or ():
+            no_control_chars(stop)
+        return v
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"question": "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?",

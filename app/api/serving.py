@@ -21,9 +21,11 @@ log = logging.getLogger("rise.api")
 
 
 def check_caps(settings: Settings, *, max_turns: int | None, samples: int, max_tokens: int | None,
-               n: int = 1, tokens_param: str = "max_tokens", samples_param: str = "samples_per_turn") -> None:
+               n: int = 1, tokens_param: str = "max_tokens", samples_param: str = "samples_per_turn",
+               prefix: str = "") -> None:
+    """`prefix` is where the RISE options sit in the body (`rise.` in the chat API)."""
     if max_turns is not None and max_turns > settings.max_turns_cap:
-        raise ApiError(400, f"max_turns must be at most {settings.max_turns_cap}", "max_turns")
+        raise ApiError(400, f"{prefix}max_turns must be at most {settings.max_turns_cap}", f"{prefix}max_turns")
     if samples > settings.max_samples_cap:
         raise ApiError(400, f"{samples_param} must be at most {settings.max_samples_cap}", samples_param)
     if n > settings.max_samples_cap:
@@ -33,8 +35,9 @@ def check_caps(settings: Settings, *, max_turns: int | None, samples: int, max_t
 
 
 def build_config(settings: Settings, opts, *, temperature: float, top_p: float, max_tokens: int | None,
-                 seed: int | None, stop: tuple[str, ...]) -> RefineConfig:
-    """The loop's configuration for a request; an inconsistent one is a 400."""
+                 seed: int | None, stop: tuple[str, ...], prefix: str = "") -> RefineConfig:
+    """The loop's configuration for a request; an inconsistent one is a 400 naming the field (RISE
+    options under `prefix`)."""
     try:
         sampling = SamplingParams(temperature=temperature, top_p=top_p, seed=seed, stop=stop,
                                   max_tokens=max_tokens or settings.default_max_tokens)
@@ -45,7 +48,10 @@ def build_config(settings: Settings, opts, *, temperature: float, top_p: float, 
                             confidence_threshold=settings.confidence_threshold)
     except ValueError as e:  # the message starts with the field it is about
         field = str(e).split(" ", 1)[0]
-        raise ApiError(400, str(e), field if field.isidentifier() else None) from None
+        if not field.isidentifier():
+            raise ApiError(400, str(e)) from None
+        where = f"{prefix}{field}" if field in RefineConfig.__dataclass_fields__ else field
+        raise ApiError(400, f"{prefix}{e}" if where != field else str(e), where) from None
 
 
 def checker_and_oracle(state, opts, deadline) -> tuple[PooledChecks, Oracle | None]:

@@ -152,8 +152,9 @@ def finish(reason: str | None) -> FinishReason:
     return "length" if reason == "length" else "abort" if reason == "abort" else "stop"
 
 
-# rise-serve streams a turn as `reasoning_content`: a "[turn k]" line, the sample's tokens, then an
-# "[answer: ...]" line (app/api/routes/openai.py), and the final answer as `content` at the end.
+# rise-serve streams a turn as reasoning (`reasoning` and `reasoning_content`): a "[turn k]" line,
+# the sample's tokens, then an "[answer: ...]" line (app/api/openai_render.py), and the final answer
+# as `content` at the end.
 _RISE_MARKER = re.compile(r"\[turn \d+\]\n|\n\[answer: .*\]\n", re.DOTALL)
 
 

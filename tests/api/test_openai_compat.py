@@ -89,7 +89,7 @@ async def test_async_client_with_16_concurrent_requests(server, model_name):
     ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages"),
     ({"temperature": -0.5}, 400, "temperature"),
     ({"max_tokens": 100000}, 400, "max_tokens"),
-    ({"extra_body": {"rise": {"max_turns": 10000}}}, 400, "max_turns"),
+    ({"extra_body": {"rise": {"max_turns": 10000}}}, 400, "rise.max_turns"),
     ({"extra_body": {"logprobs": True}}, 400, "logprobs"),
     ({"extra_body": {"rise": {"beam": 3}}}, 400, "rise.beam"),
     ({"messages": [{"role": "user", "content": "Sam has 3 apples. " * 3000}]}, 400, "messages"),

@@ -221,3 +221,51 @@ async def test_the_user_is_written_to_the_request_log(caplog):
 async def test_null_n_and_stream_mean_their_defaults():
     r = await post({**BASE, "n": None, "stream": None, "max_completion_tokens": 50, "rise": {"max_turns": 1}})
     assert len(r.json()["choices"]) == 1
+
+
+@pytest.mark.parametrize("body", [
+    {**BASE, "messages": [{"role": "user", "content": "what is 2+2 \ud800"}]},
+    {**BASE, "messages": [{"role": "user", "content": [{"type": "text", "text": "x \udfff"}]}]},
+    {**BASE, "messages": [{"role": "system", "content": "\ud800"}, {"role": "user", "content": Q}]},
+    {**BASE, "model": "fake\ud800"},
+    {**BASE, "stop": ["\ud800"]},
+    {**BASE, "user": "alice\n2026 ERROR forged line"},
+    {**BASE, "safety_identifier": "x\r\nTraceback (most recent call last):"},
+    {**BASE, "messages": [{"role": "user", "content": Q, "name": "a\nb"}]},
+    {**BASE, "stream_options": {"include_usage": True}},
+    {**BASE, "messages": [{"role": "assistant", "content": "no", "refusal": "I refuse"}, {"role": "user", "content": Q}]},
+])
+async def test_text_that_cannot_be_served_or_logged_is_a_400(body):
+    """Lone surrogates (unencodable), line breaks in one-line identifiers (they reach the log),
+    stream_options without a stream and a refusal's text: 400s in OpenAI's shape, never a 500."""
+    r = await post(body)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", r.text
+
+
+async def test_native_api_refuses_lone_surrogates_too():
+    r = await post({"question": "2+2 \ud800", "max_turns": 1}, path="/v1/refine")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "question"
+    r = await post({"question": Q, "model": "x\ud800", "max_turns": 1}, path="/v1/refine")
+    assert r.status_code == 400
+
+
+async def test_an_effort_rule_that_cannot_apply_is_dropped_not_blamed_on_the_client():
+    t = trace(await post({**BASE, "reasoning_effort": "low", "rise": {"max_turns": 1}}))
+    assert len(t["turns"]) == 1
+    t = trace(await post({**BASE, "reasoning_effort": "low"}, Settings(max_turns_cap=1)))
+    assert len(t["turns"]) == 1
+    with pytest.raises(ValueError, match="agree"):
+        Settings(reasoning_effort_levels={"low": {"max_turns": 1, "early_stop": "agree"}})
+
+
+async def test_null_rise_fields_keep_the_effort_level():
+    t = trace(await post({**BASE, "reasoning_effort": "xhigh", "rise": {"max_turns": None}}))
+    assert len(t["turns"]) == 8
+
+
+@pytest.mark.parametrize("rise,param", [({"max_turns": 11}, "rise.max_turns"), ({"max_total_tokens": 0}, "rise.max_total_tokens"),
+                                        ({"early_stop": "agree", "agree_turns": 6, "max_turns": 5}, "rise.agree_turns"),
+                                        ({"samples_per_turn": 9}, "rise.samples_per_turn")])
+async def test_chat_errors_name_rise_fields_with_their_path(rise, param):
+    r = await post({**BASE, "rise": rise})
+    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text

@@ -63,12 +63,12 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     n = body.choices()
     check_caps(settings, max_turns=body.rise.max_turns, samples=body.rise.samples_per_turn, max_tokens=max_tokens,
                n=n, tokens_param="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
-               samples_param="rise.samples_per_turn")
+               samples_param="rise.samples_per_turn", prefix="rise.")
     opts = rise_options(settings, body)
     temperature = 1.0 if body.temperature is None else body.temperature
     configs = [build_config(settings, opts, temperature=temperature, top_p=body.top_p or 1.0,
                             max_tokens=max_tokens, seed=None if body.seed is None else body.seed + 7919 * i,
-                            stop=body.stops()) for i in range(n)]
+                            stop=body.stops(), prefix="rise.") for i in range(n)]
     if body.user or body.safety_identifier:
         log.info("chat request for user=%s", body.user or body.safety_identifier,
                  extra={"fields": {"user": body.user, "safety_identifier": body.safety_identifier}})
@@ -111,8 +111,12 @@ def rise_options(settings: Settings, body: ChatCompletionRequest) -> RefineOptio
     if body.reasoning_effort is None:
         return body.rise
     rule = settings.effort(body.reasoning_effort)
-    update = {k: v for k, v in rule.model_dump(exclude_none=True).items() if k not in body.rise.model_fields_set}
-    return body.rise.model_copy(update=update)
+    given = {k for k in body.rise.model_fields_set if getattr(body.rise, k) is not None}  # null: the default
+    update = {k: v for k, v in rule.model_dump(exclude_none=True).items() if k not in given}
+    opts = body.rise.model_copy(update=update)
+    if "early_stop" not in given and opts.early_stop == "agree" and (opts.max_turns or 1) < opts.agree_turns:
+        opts = opts.model_copy(update={"early_stop": "none"})  # too few turns for the level's rule to apply
+    return opts
 
 
 def _tagged(on_event, index: int):
