@@ -35,12 +35,31 @@ def reasoning(text: str, setting: str) -> dict:
     return {name: text for name in REASONING_FIELDS[setting]}
 
 
-def finish_reason(r: RefineResult) -> str:
-    if not r.turns:  # a choice cut off by the deadline before its first turn finished
-        return "length"
+def final_sample(r: RefineResult):
+    """The sample whose text is the choice's content (None for a choice with no finished turn)."""
+    if not r.turns:
+        return None
     turn = next(t for t in r.turns if t.index == r.final_turn)
-    sample = next((s for s in turn.samples if s.text == r.final_text), turn.samples[turn.chosen])
+    return next((s for s in turn.samples if s.text == r.final_text), turn.samples[turn.chosen])
+
+
+def finish_reason(r: RefineResult) -> str:
+    sample = final_sample(r)
+    if sample is None:  # a choice cut off by the deadline before its first turn finished
+        return "length"
     return "length" if sample.finish_reason == "length" else "stop"
+
+
+def logprobs(r: RefineResult, wanted: bool) -> dict | None:
+    """OpenAI's `logprobs` of the content's tokens (its final turn's sample), when asked; an engine
+    that gives none leaves `content` null."""
+    sample = final_sample(r) if wanted else None
+    if sample is None:
+        return None
+    if sample.token_logprobs is None or sample.token_texts is None:
+        return {"content": None, "refusal": None}
+    return {"content": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8", "replace")), "top_logprobs": []}
+                        for t, lp in zip(sample.token_texts, sample.token_logprobs)], "refusal": None}
 
 
 def usage(results: list[RefineResult]) -> dict:
@@ -55,11 +74,12 @@ def trace(r: RefineResult) -> dict:
     return d
 
 
-def completion(cid: str, created: int, model: str, results: list[RefineResult], reasoning_field: str) -> dict:
+def completion(cid: str, created: int, model: str, results: list[RefineResult], reasoning_field: str,
+               want_logprobs: bool = False) -> dict:
     """A non-streamed `chat.completion`; `rise.choices` holds each choice's trace."""
     return {
         "id": cid, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": i, "finish_reason": finish_reason(r), "logprobs": None,
+        "choices": [{"index": i, "finish_reason": finish_reason(r), "logprobs": logprobs(r, want_logprobs),
                      "message": {"role": "assistant", "content": r.final_text,
                                  **reasoning(reasoning_text(r), reasoning_field)}}
                     for i, r in enumerate(results)],
@@ -69,7 +89,7 @@ def completion(cid: str, created: int, model: str, results: list[RefineResult], 
 
 
 def chunk_renderer(cid: str, created: int, model: str, include_usage: bool,
-                   reasoning_field: str) -> Callable[[dict], list[str]]:
+                   reasoning_field: str, want_logprobs: bool = False) -> Callable[[dict], list[str]]:
     """Turns the loop's events (tagged with their choice) into SSE chunks: a first chunk with the
     role, the turns as reasoning deltas, then per choice the answer as `content` and a chunk with
     the finish reason and the trace (`rise`), the usage if asked, and `[DONE]`."""
@@ -92,7 +112,8 @@ def chunk_renderer(cid: str, created: int, model: str, include_usage: bool,
             return [sse(event["error"]), sse("[DONE]")]
         if kind == "result":
             results: list[RefineResult] = event["result"]
-            out = [chunk([delta(i, {"content": r.final_text})]) for i, r in enumerate(results)]
+            out = [chunk([{**delta(i, {"content": r.final_text}), "logprobs": logprobs(r, want_logprobs)}])
+                   for i, r in enumerate(results)]
             out += [chunk([delta(i, {}, finish_reason(r))], rise={"index": i, **trace(r)})
                     for i, r in enumerate(results)]
             if include_usage:

@@ -3,9 +3,9 @@ chunk and model shapes.
 
 A field is one of three kinds (README, "POST /v1/chat/completions"):
 - honoured: `model`, `messages`, `temperature`, `top_p`, `max_tokens`, `max_completion_tokens`,
-  `n`, `seed`, `stop`, `stream`, `stream_options`, `reasoning_effort`, `user` and `rise`;
+  `n`, `seed`, `stop`, `stream`, `stream_options`, `reasoning_effort`, `user`, `logprobs` and `rise`;
 - accepted at its neutral value only (`NEUTRAL`): a feature rise-serve does not offer, sent at the
-  value that asks for nothing (`presence_penalty: 0`, `logprobs: false`, `tools: []`, ...); any
+  value that asks for nothing (`presence_penalty: 0`, `top_logprobs: 0`, `tools: []`, ...); any
   other value is a 400 naming the field (`unsupported`);
 - accepted and without effect here: hints about OpenAI's own service (`store: false`, `metadata`,
   `service_tier`, `prompt_cache_key`, `safety_identifier`, `parallel_tool_calls`, ...).
@@ -192,8 +192,8 @@ NEUTRAL: dict[str, tuple[Callable[[Any, ChatCompletionRequest], bool], str, str]
     "frequency_penalty": (lambda v, r: v == 0, "0", "rise-serve samples without repetition penalties"),
     "presence_penalty": (lambda v, r: v == 0, "0", "rise-serve samples without repetition penalties"),
     "logit_bias": (lambda v, r: not v, "{}", "rise-serve does not bias tokens"),
-    "logprobs": (lambda v, r: v is False, "false", "log-probabilities are not offered yet"),
-    "top_logprobs": (lambda v, r: v == 0, "0", "log-probabilities are not offered yet"),
+    "top_logprobs": (lambda v, r: v == 0, "0", "the top alternatives of each token are not offered (`logprobs: "
+                                               "true` gives the chosen tokens' log-probabilities)"),
     "response_format": (lambda v, r: v.type == "text", '{"type": "text"}',
                         "rise-serve answers in text; JSON modes and schemas are not offered"),
     "tools": (lambda v, r: not v, "[]", "tools (function calling) are not offered"),

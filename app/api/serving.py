@@ -35,11 +35,11 @@ def check_caps(settings: Settings, *, max_turns: int | None, samples: int, max_t
 
 
 def build_config(settings: Settings, opts, *, temperature: float, top_p: float, max_tokens: int | None,
-                 seed: int | None, stop: tuple[str, ...], prefix: str = "") -> RefineConfig:
+                 seed: int | None, stop: tuple[str, ...], prefix: str = "", logprobs: bool = False) -> RefineConfig:
     """The loop's configuration for a request; an inconsistent one is a 400 naming the field (RISE
     options under `prefix`)."""
     try:
-        sampling = SamplingParams(temperature=temperature, top_p=top_p, seed=seed, stop=stop,
+        sampling = SamplingParams(temperature=temperature, top_p=top_p, seed=seed, stop=stop, logprobs=logprobs,
                                   max_tokens=max_tokens or settings.default_max_tokens)
         return RefineConfig(max_turns=opts.max_turns or settings.default_turns, samples_per_turn=opts.samples_per_turn,
                             window=opts.window, aggregation=opts.aggregation, tie_break=opts.tie_break, sampling=sampling,

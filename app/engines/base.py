@@ -87,6 +87,7 @@ class Completion:
     completion_tokens: int
     finish_reason: FinishReason = "stop"
     token_logprobs: list[float] | None = None  # one per text token (EOS excluded), when asked and known
+    token_texts: list[str] | None = None  # those tokens' text, where the engine knows it
 
 
 @dataclass

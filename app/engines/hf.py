@@ -335,6 +335,7 @@ class HFEngine:
         r.out.append(token)
         if r.params.logprobs:
             r.logprobs.append(logprob)
+            r.token_texts.append(self.tokenizer.decode([token]))
         if r.take_text(self.tokenizer.decode(r.out, skip_special_tokens=True)):
             return self._finish(r, "stop")
         if len(r.out) >= r.max_new:
@@ -349,7 +350,8 @@ class HFEngine:
         r.finish = reason
         self._emit(r, final=True)
         r.deliver(Completion(text=r.text, prompt_tokens=len(r.ids), completion_tokens=r.generated, finish_reason=reason,
-                             token_logprobs=list(r.logprobs) if r.params.logprobs else None))
+                             token_logprobs=list(r.logprobs) if r.params.logprobs else None,
+                             token_texts=list(r.token_texts) if r.params.logprobs else None))
 
 
 def _skip_cancelled(r: Row) -> bool:

@@ -45,6 +45,7 @@ class Row:
     text: str = ""
     generated: int = 0  # tokens sampled, EOS included
     logprobs: list[float] = field(default_factory=list)  # of the tokens in `out`, when params.logprobs
+    token_texts: list[str] = field(default_factory=list)  # and their text
     sent: int = 0  # characters of `text` streamed so far
     finish: str | None = None
 

@@ -34,6 +34,7 @@ class Message(_Lenient):
 
 class TokenLogprob(_Lenient):
     logprob: StrictFloat | StrictInt
+    token: StrictStr = ""
 
 
 class Logprobs(_Lenient):
@@ -41,6 +42,9 @@ class Logprobs(_Lenient):
 
     def values(self) -> list[float]:
         return [float(t.logprob) for t in self.content or ()]
+
+    def tokens(self) -> list[str]:
+        return [t.token for t in self.content or ()]
 
 
 class Choice(_Lenient):
@@ -173,6 +177,7 @@ class StreamAssembler:
         self.finish: FinishReason = "stop"
         self.usage: Usage | None = None
         self.logprobs: list[float] = []  # of the content's tokens, when the upstream sends them
+        self.tokens: list[str] = []
 
     def feed(self, chunk: Chunk) -> None:
         for c in chunk.choices[:1]:  # one sample per request (n=1)
@@ -183,6 +188,7 @@ class StreamAssembler:
                 self._content(c.delta.content)
             if c.logprobs is not None:
                 self.logprobs += c.logprobs.values()
+                self.tokens += c.logprobs.tokens()
             if c.finish_reason:
                 self.finish = finish(c.finish_reason)
         self.usage = chunk.usage or self.usage
@@ -208,4 +214,4 @@ class StreamAssembler:
         if self.usage is None:
             return None
         return Completion(self.text, self.usage.prompt_tokens, self.usage.completion_tokens, self.finish,
-                          self.logprobs or None)
+                          self.logprobs or None, self.tokens or None)

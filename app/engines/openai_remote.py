@@ -194,9 +194,10 @@ class OpenAIEngine:
                 raise UpstreamError(f"upstream {self.base_url} returned an invalid chat completion") from None
             choice = reply.choices[0]
             logprobs = choice.logprobs.values() if choice.logprobs is not None else []
+            tokens = choice.logprobs.tokens() if choice.logprobs is not None else []
             return _cut(Completion(choice.message.content or "", reply.usage.prompt_tokens,
-                                   reply.usage.completion_tokens, finish(choice.finish_reason), logprobs or None),
-                        params.stop)
+                                   reply.usage.completion_tokens, finish(choice.finish_reason), logprobs or None,
+                                   tokens or None), params.stop)
         return _cut(await self._stream({**body, "stream": True, "stream_options": {"include_usage": True}}, emit, until),
                     params.stop)
 

@@ -99,14 +99,17 @@ class VLLMEngine:
         return [Completion(stopped_text(c, params.stop), len(ids), len(c.token_ids),
                            "length" if c.finish_reason == "length" else
                            "abort" if c.finish_reason == "abort" else "stop",
-                           self._logprobs(c) if params.logprobs else None) for c in outs]
+                           *(self._logprobs(c) if params.logprobs else (None, None))) for c in outs]
 
-    def _logprobs(self, c) -> list[float] | None:
-        """The sampled tokens' log-probabilities (EOS excluded), from vLLM's per-position maps."""
+    def _logprobs(self, c) -> tuple[list[float] | None, list[str] | None]:
+        """The sampled tokens' log-probabilities and text (EOS excluded), from vLLM's per-position maps."""
         if not c.logprobs:
-            return None
+            return None, None
         eos = self.tokenizer.eos_token_id
-        return [float(pos[t].logprob) for t, pos in zip(c.token_ids, c.logprobs) if t != eos and t in pos]
+        kept = [(t, pos[t]) for t, pos in zip(c.token_ids, c.logprobs) if t != eos and t in pos]
+        texts = [lp.decoded_token if getattr(lp, "decoded_token", None) is not None else self.tokenizer.decode([t])
+                 for t, lp in kept]
+        return [float(lp.logprob) for _, lp in kept], texts
 
     async def health(self) -> bool:
         try:

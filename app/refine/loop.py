@@ -135,7 +135,7 @@ async def _run_turn(engine: Engine, k: int, prompt: Conversation, checks: Checks
         correct = None if oracle is None else bool(await _verdict(oracle(answer, c.text)))
         samples.append(Sample(c.text, answer, correct, c.prompt_tokens, c.completion_tokens, c.finish_reason,
                               policy.confidence(c.token_logprobs, config.confidence) if params.logprobs else None,
-                              c.token_logprobs))
+                              c.token_logprobs, c.token_texts))
     turn = Turn(k, samples, await _choose(samples, checks, config), time.monotonic() - start,
                 first[0] if first else None)
     emit({"type": "turn_end", "turn": k, "answer": turn.answer, "correct": turn.correct,

@@ -89,9 +89,10 @@ class Sample:
     finish_reason: str
     confidence: float | None = None  # in (0, 1], from the token log-probs; None when not asked or not known
     token_logprobs: list[float] | None = field(default=None, repr=False)  # kept for analysis, not in the trace
+    token_texts: list[str] | None = field(default=None, repr=False)  # their tokens' text, where known
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "token_logprobs"}
+        return {k: v for k, v in asdict(self).items() if k not in ("token_logprobs", "token_texts")}
 
 
 @dataclass

@@ -90,7 +90,7 @@ async def test_async_client_with_16_concurrent_requests(server, model_name):
     ({"temperature": -0.5}, 400, "temperature"),
     ({"max_tokens": 100000}, 400, "max_tokens"),
     ({"extra_body": {"rise": {"max_turns": 10000}}}, 400, "rise.max_turns"),
-    ({"extra_body": {"logprobs": True}}, 400, "logprobs"),
+    ({"logprobs": True, "top_logprobs": 2}, 400, "top_logprobs"),
     ({"extra_body": {"rise": {"beam": 3}}}, 400, "rise.beam"),
     ({"messages": [{"role": "user", "content": "Sam has 3 apples. " * 3000}]}, 400, "messages"),
 ])
@@ -105,3 +105,19 @@ def test_bad_requests_get_openai_errors(client, model_name, kwargs, status, para
     ok = client.chat.completions.create(model=model_name, messages=[{"role": "user", "content": Q}], temperature=0,
                                         extra_body={"rise": {"max_turns": 1}})
     assert ok.choices[0].message.content
+
+
+def test_logprobs_of_the_final_answer(client, model_name):
+    """`logprobs: true` gives the final turn's tokens with their log-probabilities, plain and streamed."""
+    r = client.chat.completions.create(model=model_name, messages=[{"role": "user", "content": Q}], temperature=0,
+                                       logprobs=True, extra_body={"rise": {"max_turns": 2}})
+    content = r.choices[0].logprobs.content
+    assert content and "".join(t.token for t in content) == r.choices[0].message.content
+    assert all(t.logprob <= 0 and t.top_logprobs == [] and bytes(t.bytes).decode() == t.token for t in content)
+    stream = client.chat.completions.create(model=model_name, messages=[{"role": "user", "content": Q}], temperature=0,
+                                            logprobs=True, stream=True, extra_body={"rise": {"max_turns": 2}})
+    streamed = [c.choices[0].logprobs.content for c in stream if c.choices and c.choices[0].logprobs]
+    assert len(streamed) == 1 and [t.token for t in streamed[0]] == [t.token for t in content]
+    plain = client.chat.completions.create(model=model_name, messages=[{"role": "user", "content": Q}], temperature=0,
+                                           extra_body={"rise": {"max_turns": 1}})
+    assert plain.choices[0].logprobs is None

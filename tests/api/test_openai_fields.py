@@ -28,7 +28,7 @@ NEUTRAL = {
 }
 # field -> a value asking for a feature rise-serve does not offer
 REFUSED = {
-    "frequency_penalty": 0.5, "presence_penalty": -1, "logprobs": True, "top_logprobs": 3,
+    "frequency_penalty": 0.5, "presence_penalty": -1, "top_logprobs": 3,
     "logit_bias": {"50256": -100}, "response_format": {"type": "json_object"},
     "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}], "tool_choice": "required",
     "functions": [{"name": "f"}], "function_call": {"name": "f"}, "modalities": ["text", "audio"],
@@ -73,9 +73,11 @@ async def test_a_feature_not_offered_is_a_400_naming_the_field(field):
     assert f"'{field}' is unsupported" in err["message"]
 
 
-async def test_logprobs_are_refused_as_not_offered_yet():
+async def test_logprobs_without_engine_logprobs_are_null_and_top_alternatives_refused():
+    r = await post({**BASE, "logprobs": True, "rise": {"max_turns": 1}})  # the fake engine gives none
+    assert r.status_code == 200 and r.json()["choices"][0]["logprobs"] == {"content": None, "refusal": None}
     err = (await post({**BASE, "logprobs": True, "top_logprobs": 2})).json()["error"]
-    assert err["param"] == "logprobs" and "not offered yet" in err["message"]
+    assert err["param"] == "top_logprobs" and "not offered" in err["message"]
 
 
 async def test_tool_choice_auto_without_tools_is_neutral_but_not_with_tools():

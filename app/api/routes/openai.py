@@ -68,7 +68,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     temperature = 1.0 if body.temperature is None else body.temperature
     configs = [build_config(settings, opts, temperature=temperature, top_p=body.top_p or 1.0,
                             max_tokens=max_tokens, seed=None if body.seed is None else body.seed + 7919 * i,
-                            stop=body.stops(), prefix="rise.") for i in range(n)]
+                            stop=body.stops(), prefix="rise.", logprobs=bool(body.logprobs)) for i in range(n)]
     if body.user or body.safety_identifier:
         log.info("chat request for user=%s", body.user or body.safety_identifier,
                  extra={"fields": {"user": body.user, "safety_identifier": body.safety_identifier}})
@@ -98,9 +98,9 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     if not body.stream:
         results = await until_disconnect(request, run_mapped(run(), "messages", model, state), model,
                                          "/v1/chat/completions")
-        return completion(cid, created, model, results, settings.reasoning_field)
+        return completion(cid, created, model, results, settings.reasoning_field, bool(body.logprobs))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    render = chunk_renderer(cid, created, model, include_usage, settings.reasoning_field)
+    render = chunk_renderer(cid, created, model, include_usage, settings.reasoning_field, bool(body.logprobs))
     return StreamingResponse(event_stream(run, render, "messages", model, "/v1/chat/completions", state),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
