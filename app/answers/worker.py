@@ -21,6 +21,7 @@ import time
 
 from app.answers import checker as _checker
 from app.answers.checker import get_checker, parse_answer, quick_equivalent, verify_parsed
+from app.refine.vote import clusters
 
 CACHE_ENTRIES = 20_000
 SLOW_AFTER = 2  # comparisons out of time before an answer counts as never equivalent to anything else
@@ -79,19 +80,9 @@ class Worker:
             self._remember(self._verdicts, key, verdict)
         return self._verdicts[key]
 
-    def clusters(self, answers: list[str | None]) -> list[list]:
-        """Groups of equivalent answers as [representative, positions], in order of first appearance."""
-        groups: list[list] = []
-        for i, a in enumerate(answers):
-            if a is None:
-                continue
-            for group in groups:
-                if self.equivalent(a, group[0]):
-                    group[1].append(i)
-                    break
-            else:
-                groups.append([a, [i]])
-        return groups
+    def clusters(self, answers: list[str | None]) -> list[tuple[str, list[int]]]:
+        """Groups of equivalent answers (the vote's own grouping), each comparison capped."""
+        return clusters(answers, self.equivalent)
 
     def _parse(self, answer: str) -> tuple:
         if answer not in self._parsed:

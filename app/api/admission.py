@@ -10,7 +10,7 @@ import asyncio
 from collections import deque
 
 from app import metrics
-from app.api.middleware import send_error
+from app.api.middleware import replay, send_error
 
 GUARDED = ("/v1/refine", "/v1/chat/completions")
 
@@ -89,11 +89,7 @@ class Admission:
             seen.append(listen.result())
         if slot.result() == "drain":
             return "drain"  # no slot was handed over
-
-        async def replay():
-            return seen.pop(0) if seen else await receive()
-
-        return replay
+        return replay(seen, receive)
 
     def drain(self) -> None:
         """The server is shutting down: every queued request gets a 503 now, not a slot later."""

@@ -142,18 +142,17 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        return _replay({"type": "http.request", "body": b"".join(chunks), "more_body": False}, receive)
+        return replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
 
     def _count(self, step: int) -> None:
         if self.state is not None:
             self.state.receiving = getattr(self.state, "receiving", 0) + step
 
 
-def _replay(message: dict, receive):
-    """A receive callable that gives `message` first, then what `receive` gives."""
-    pending = [message]
+def replay(messages: list[dict], receive):
+    """A receive callable that gives `messages` first, in order, then what `receive` gives."""
 
-    async def replay():
-        return pending.pop() if pending else await receive()
+    async def replayed():
+        return messages.pop(0) if messages else await receive()
 
-    return replay
+    return replayed

@@ -21,9 +21,9 @@ log = logging.getLogger("rise.api")
 
 
 def check_caps(settings: Settings, *, max_turns: int | None, samples: int, max_tokens: int | None,
-               n: int = 1, tokens_param: str = "max_tokens", samples_param: str = "samples_per_turn",
-               prefix: str = "") -> None:
+               n: int = 1, tokens_param: str = "max_tokens", prefix: str = "") -> None:
     """`prefix` is where the RISE options sit in the body (`rise.` in the chat API)."""
+    samples_param = f"{prefix}samples_per_turn"
     if max_turns is not None and max_turns > settings.max_turns_cap:
         raise ApiError(400, f"{prefix}max_turns must be at most {settings.max_turns_cap}", f"{prefix}max_turns")
     if samples > settings.max_samples_cap:

@@ -25,6 +25,7 @@ from app.refine import policy
 from app.refine.checks import InlineChecks
 from app.refine.loop import refine
 from app.refine.types import RefineConfig, Sample, Turn
+from app.refine.vote import tally
 
 FORMS = ("mean", "tail", "min")
 THRESHOLDS = {"mean": (0.9, 0.93, 0.95, 0.97), "tail": (0.97, 0.98, 0.99, 0.995), "min": (0.1, 0.2, 0.3, 0.5)}
@@ -68,7 +69,7 @@ def _with_form(samples: Sequence[Sample], form: str) -> list[Sample]:
 
 async def _vote(samples: Sequence[Sample], config: RefineConfig, checks) -> str | None:
     groups = await checks.clusters([s.answer for s in samples])
-    winner, _, _ = policy.weighted_tally(groups, policy.weights_of(samples, config), config.tie_break)
+    winner, _, _ = tally(groups, config.tie_break, policy.weights_of(samples, config))
     return winner
 
 

@@ -6,7 +6,6 @@ capped worker processes (`app.answers.pool`) so that no check blocks the event l
 from __future__ import annotations
 
 import asyncio
-
 from typing import Protocol, Sequence
 
 from app import metrics

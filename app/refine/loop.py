@@ -156,7 +156,7 @@ async def _choose(samples: list[Sample], checks: Checks, config: RefineConfig) -
     if len(samples) == 1:
         return 0
     groups = await checks.clusters([s.answer for s in samples])
-    _, positions, _ = policy.weighted_tally(groups, policy.weights_of(samples, config), config.tie_break)
+    _, positions, _ = tally(groups, config.tie_break, policy.weights_of(samples, config))
     return positions[0] if positions else 0
 
 
@@ -164,9 +164,9 @@ async def _result(turns: list[Turn], stop_reason: str, checks: Checks, config: R
                   has_oracle: bool) -> RefineResult:
     where = [(t, s) for t in turns for s in t.samples]
     groups = await checks.clusters([s.answer for _, s in where])
-    _, _, votes = tally(groups, config.tie_break)
+    votes = {rep: len(members) for rep, members in groups}
     weights = policy.weights_of([s for _, s in where], config)
-    winner, positions, scores = policy.weighted_tally(groups, weights, config.tie_break)
+    winner, positions, scores = tally(groups, config.tie_break, weights)
     aggregation = config.aggregation if config.aggregation != "confidence" or weights is not None else "majority"
     if stop_reason == "correct" or config.aggregation == "last":
         turn, sample = turns[-1], turns[-1].samples[turns[-1].chosen]

@@ -5,7 +5,8 @@ loop's checks (`app/refine/checks.py`), so nothing here knows engines or HTTP.
 - confidence(token_logprobs, form): exp of the mean log-prob of the attempt's tokens (`mean`),
   of its last TAIL_TOKENS tokens (`tail`: where "The answer is N." sits), or of its least likely
   token (`min`). In (0, 1]; None when the engine gave no log-probs.
-- weighted tally: a vote counts 1 (majority) or its sample's confidence (confidence).
+- weights_of: a vote counts 1 (majority) or its sample's confidence (confidence), for
+  `app.refine.vote.tally`.
 - early stopping: `agree` (the last `agree_turns` turns' answers are equivalent), `settled` (the
   votes the remaining turns could still cast cannot change the winner), `confident` (the last turn's
   answer has confidence >= `confidence_threshold`; otherwise as `settled`).
@@ -18,6 +19,7 @@ from typing import Sequence
 
 from app.refine.checks import Checks
 from app.refine.types import RefineConfig, Sample, Turn
+from app.refine.vote import tally
 
 TAIL_TOKENS = 8
 
@@ -38,21 +40,6 @@ def weights_of(samples: Sequence[Sample], config: RefineConfig) -> list[float] |
     if config.aggregation != "confidence" or any(s.confidence is None for s in samples):
         return None
     return [s.confidence for s in samples]
-
-
-def weighted_tally(groups: list[tuple[str, list[int]]], weights: Sequence[float] | None,
-                   tie_break: str = "first") -> tuple[str | None, list[int], dict[str, float]]:
-    """The winner of grouped answers when each position's vote weighs `weights[i]` (1 when None):
-    (representative, its positions, each group's score)."""
-    if not groups:
-        return None, [], {}
-    w = (lambda i: 1.0) if weights is None else (lambda i: weights[i])
-    scores = [(rep, members, sum(w(i) for i in members)) for rep, members in groups]
-    top = max(score for _, _, score in scores)
-    tied = [(rep, members) for rep, members, score in scores if math.isclose(score, top, rel_tol=1e-9)]
-    pick = min if tie_break == "first" else max
-    rep, members = pick(tied, key=lambda g: g[1][0] if tie_break == "first" else g[1][-1])
-    return rep, members, {r: round(score, 6) for r, _, score in scores}
 
 
 async def stop_reason(turns: Sequence[Turn], config: RefineConfig, checks: Checks) -> str | None:
@@ -79,7 +66,7 @@ async def _settled(turns: Sequence[Turn], config: RefineConfig, checks: Checks) 
     """The winner leads by more than the votes still to come (each at most 1, confidence or not)."""
     samples = [s for t in turns for s in t.samples]
     weights = weights_of(samples, config)
-    _, _, scores = weighted_tally(await checks.clusters([s.answer for s in samples]), weights, config.tie_break)
+    _, _, scores = tally(await checks.clusters([s.answer for s in samples]), config.tie_break, weights)
     if not scores:
         return False
     ranked = sorted(scores.values(), reverse=True) + [0.0]

@@ -7,6 +7,7 @@ the one that appeared most recently. Unparseable answers (None) get no vote.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 Equivalent = Callable[[str, str], bool]
@@ -33,14 +34,17 @@ def majority(answers: Sequence[str | None], equivalent: Equivalent, tie_break: s
     return winner, votes
 
 
-def tally(groups: list[tuple[str, list[int]]], tie_break: str = "first") -> tuple[str | None, list[int], dict[str, int]]:
-    """The winner of already-grouped answers: (representative, its positions, vote counts)."""
+def tally(groups: list[tuple[str, list[int]]], tie_break: str = "first",
+          weights: Sequence[float] | None = None) -> tuple[str | None, list[int], dict[str, float]]:
+    """The winner of already-grouped answers when position i's vote weighs `weights[i]` (1 when
+    None: plain counting): (representative, its positions, each group's score)."""
     if not groups:
         return None, [], {}
-    top = max(len(m) for _, m in groups)
-    tied = [(rep, m) for rep, m in groups if len(m) == top]
+    scores = [(rep, m, len(m) if weights is None else sum(weights[i] for i in m)) for rep, m in groups]
+    top = max(score for _, _, score in scores)
+    tied = [(rep, m) for rep, m, score in scores if math.isclose(score, top, rel_tol=1e-9)]
     if tie_break == "first":
         winner = min(tied, key=lambda g: g[1][0])
     else:
         winner = max(tied, key=lambda g: g[1][-1])
-    return winner[0], winner[1], {rep: len(m) for rep, m in groups}
+    return winner[0], winner[1], {rep: score if weights is None else round(score, 6) for rep, _, score in scores}

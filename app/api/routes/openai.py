@@ -63,7 +63,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     n = body.choices()
     check_caps(settings, max_turns=body.rise.max_turns, samples=body.rise.samples_per_turn, max_tokens=max_tokens,
                n=n, tokens_param="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
-               samples_param="rise.samples_per_turn", prefix="rise.")
+               prefix="rise.")
     opts = rise_options(settings, body)
     temperature = 1.0 if body.temperature is None else body.temperature
     configs = [build_config(settings, opts, temperature=temperature, top_p=body.top_p or 1.0,
