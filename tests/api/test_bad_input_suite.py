@@ -15,7 +15,10 @@ FIELD_CASES = {
     "max_turns": [-1, 0, 11, 1e9, "three", 2**70, 3.5, [3]],
     "samples_per_turn": [0, 9, -3, "x", 1.5],
     "window": ["everything", 3, None, ""],
-    "aggregation": ["mean", 1],
+    "aggregation": ["mean", 1, "loudest", None],
+    "early_stop": ["sometimes", 1, "", True],
+    "agree_turns": [1, 0, "2", 2.5, True],
+    "max_total_tokens": [0, -5, "100", 1.5, False],
     "tie_break": ["middle", False],
     "temperature": [-0.1, 2.1, "hot", 1e309, [1]],
     "top_p": [0, 1.5, -1, "p"],
@@ -45,6 +48,9 @@ CHAT_CASES = [
     {"max_tokens": 100, "max_completion_tokens": 100}, {"temperature": 3}, {"stop": [""]},
     {"stream_options": {"include_usage": "y"}}, {"tools": [{"type": "function", "function": {"name": "f"}}]}, {"logit_bias": {"50256": -100}}, {"rise": {"max_turns": 0}},
     {"rise": {"samples_per_turn": 100}}, {"rise": "fast"}, {"user": "u" * 300}, {"model": 5},
+    {"rise": {"early_stop": "agree", "agree_turns": 6, "max_turns": 5}}, {"rise": {"max_total_tokens": 0}},
+    {"rise": {"early_stop": "soon"}}, {"rise": {"aggregation": "confidence", "max_total_tokens": "9"}},
+    {"reasoning_effort": "extreme"}, {"reasoning_effort": 3}, {"logprobs": True, "top_logprobs": 3}, {"logprobs": "yes"},
 ]
 
 

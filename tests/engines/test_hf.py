@@ -9,13 +9,6 @@ from app.engines.hf import HFEngine, ModelLoadError
 from app.tasks import synthetic
 
 
-@pytest.fixture(scope="module")
-def engine(model_path):
-    e = HFEngine(model_path, max_batch_size=16)
-    yield e
-    asyncio.run(e.aclose())
-
-
 def conv(q):
     return [{"role": "user", "content": q}]
 

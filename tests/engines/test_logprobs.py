@@ -1,24 +1,15 @@
 """Token log-probabilities from the embedded engine, against ones computed by hand with
 transformers on the real shipped model; the confidence they make; and a batch of sampled rows."""
 
-import asyncio
 import math
 
 import pytest
 import torch
 
 from app.engines.base import SamplingParams
-from app.engines.hf import HFEngine
 from app.refine import policy
 
 Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
-
-
-@pytest.fixture(scope="module")
-def engine(model_path):
-    e = HFEngine(model_path, max_batch_size=8)
-    yield e
-    asyncio.run(e.aclose())
 
 
 def _by_hand(model_path, ids: list[int], steps: int):

@@ -1,14 +1,12 @@
 """Stop strings cut at the earliest match, streams never run past the cut, and a tiny temperature
 is greedy (issue 13, items 9 and 10): the helpers, then the embedded engine on the shipped model."""
 
-import asyncio
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from app.engines.base import SamplingParams
-from app.engines.hf import HFEngine
 from app.engines.sampling import row_generator, sample_next
 from app.engines.stops import cut_at_stop, first_stop, hold_back
 from app.engines.vllm_engine import stopped_text
@@ -42,13 +40,6 @@ def test_a_tiny_temperature_is_greedy(t):
     raw = SimpleNamespace(temperature=t, top_p=1.0)  # the sampler's own guard, without SamplingParams
     picked = sample_next(logits, [raw] * 3, [row_generator(b) for b in range(3)])
     assert picked.tolist() == logits.argmax(-1).tolist()
-
-
-@pytest.fixture(scope="module")
-def engine(model_path):
-    e = HFEngine(model_path, max_batch_size=8)
-    yield e
-    asyncio.run(e.aclose())
 
 
 def conv(q):
