@@ -4,8 +4,10 @@
     -> "23+17=40. 40-9=31. The answer is 31."
 
 Problems are seeded and reproducible; difficulty is set by `Difficulty` (number of steps, number
-range, operations). Train and held-out splits never overlap: a problem's split is decided by a
-hash of its question text, and `generate` rejects problems of the other split.
+range, operations). The train, validation and test splits never share a problem's *structure*
+(its start value and operations): the split is decided by a hash of the structure, not of the
+wording, so the same arithmetic under another name cannot land on both sides, and `generate`
+rejects problems of the other splits. Settings are chosen on `validation`; cards report `test`.
 
 The solver also checks worked solutions step by step (`check_steps`) and writes the minimal
 correction of a wrong attempt (`minimal_correction`), used by RISE's distillation source.
@@ -29,7 +31,8 @@ PHRASES = {
     "-": ["{p} gives away {k}.", "{p} sells {k}.", "{p} loses {k}."],
     "*": ["{p} ends up with {k} times as many."],
 }
-HELD_OUT_BUCKETS = 10  # one bucket in ten is held out
+HELD_OUT_BUCKETS = 10  # of ten hash buckets, one is the test split and one the validation split
+SPLITS = ("train", "validation", "test")
 
 STEP_RE = re.compile(r"(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*(-?\d+)")
 ANSWER_RE = re.compile(r"[Tt]he answer is\s*(-?[\d,]+)")
@@ -88,19 +91,31 @@ class Problem:
         return format_solution(self.steps)
 
 
-def split_of(question: str) -> str:
-    """'test' for held-out questions, 'train' otherwise (a stable hash of the text)."""
+def structure(start: int, ops: list[tuple[str, int]]) -> str:
+    """What a problem computes, without its wording: '23+17-9' for 'Sam has 23 … buys 17 … gives 9'."""
+    return str(start) + "".join(f"{op}{k}" for op, k in ops)
+
+
+def split_of(problem: "Problem") -> str:
+    """'test', 'validation' or 'train': a stable hash of the problem's structure (not its text)."""
+    bucket = hashlib.sha256(structure(problem.start, problem.ops).encode()).digest()[0] % HELD_OUT_BUCKETS
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+def split_of_text(question: str) -> str:
+    """The split rule of models trained before the structure split (a hash of the wording): kept to
+    measure how much of today's test set those models' training could have seen."""
     digest = hashlib.sha256(question.encode()).digest()
     return "test" if digest[0] % HELD_OUT_BUCKETS == 0 else "train"
 
 
 def generate(rng: random.Random, difficulty: Difficulty = Difficulty(), split: str = "train") -> Problem:
     """Draw one problem of `split` from `rng` (rejection sampling on the split hash)."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     while True:
         problem = _draw(rng, difficulty)
-        if split_of(problem.question) == split:
+        if split_of(problem) == split:
             return problem
 
 
