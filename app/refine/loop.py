@@ -11,10 +11,9 @@ The oracle only ever sees the model's answers: the reference never enters a prom
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from dataclasses import replace
-from typing import Awaitable, Callable, Sequence
+from typing import Callable, Sequence
 
 from app.answers.protocol import Checker
 from app.engines.base import Conversation, Engine, Message, PromptTooLongError
@@ -22,10 +21,10 @@ from app.refine import policy
 from app.refine.checks import Checks, as_checks
 from app.refine.deadline import Deadline, as_deadline
 from app.refine.feedback import render_feedback
+from app.refine.oracles import UNCHECKED, LegacyOracle, Oracle, Verdict, as_oracle, reference_oracle  # noqa: F401
 from app.refine.types import RefineConfig, RefineResult, Sample, Turn
 from app.refine.vote import tally
 
-Oracle = Callable[[str | None, str], bool | Awaitable[bool]]  # (extracted answer, full text) -> correct?
 EventSink = Callable[[dict], None]
 
 
@@ -33,18 +32,12 @@ class RefineTimeout(Exception):
     """The deadline passed before the first turn finished."""
 
 
-def reference_oracle(checker: Checker | Checks, reference: str) -> Oracle:
-    """An oracle that compares the extracted answer with a reference answer."""
-    checks = as_checks(checker)
-    return lambda answer, _text: checks.equivalent(answer, reference)
-
-
 async def refine(
     engine: Engine,
     question: str,
     checker: Checker | Checks,
     config: RefineConfig = RefineConfig(),
-    oracle: Oracle | None = None,
+    oracle: Oracle | LegacyOracle | None = None,
     history: Sequence[Message] = (),
     on_event: EventSink | None = None,
     deadline: float | Deadline | None = None,
@@ -55,12 +48,15 @@ async def refine(
     on_event: receives {"type": "turn_start" | "delta" | "turn_end", ...} as the work happens.
     deadline: a `time.monotonic()` instant or a `Deadline` (which may be brought forward while the
         loop runs); past it the loop ends with the turns it finished.
+    oracle: judges each sample (app/refine/oracles.py); a turn it could not check goes on as
+        without an oracle, and its own feedback replaces `config.feedback` for the next turn.
     A later turn whose prompt no longer fits the model's context ends the loop the same way
     (`context_length`); a first turn that does not fit raises PromptTooLongError.
     """
     if not question.strip():
         raise ValueError("question must not be empty")
     emit = on_event or (lambda _e: None)
+    oracle = as_oracle(oracle)
     checks = as_checks(checker)
     deadline = as_deadline(deadline)
     turns: list[Turn] = []
@@ -70,9 +66,11 @@ async def refine(
         if per_sample is not None and per_sample < 1:
             stop_reason = "budget"  # too few tokens left for another turn
             break
+        if turns:
+            turns[-1].feedback = next_feedback(question, turns[-1], config)
         prompt = build_prompt(question, turns, config, history)
         try:
-            turn = await _run_turn(engine, k, prompt, checks, config, oracle, emit, deadline, per_sample)
+            turn = await _run_turn(engine, k, question, prompt, checks, config, oracle, emit, deadline, per_sample)
         except asyncio.TimeoutError:
             if not turns:
                 raise RefineTimeout("the deadline passed before the first turn finished") from None
@@ -102,16 +100,24 @@ def _budget_per_sample(turns: Sequence[Turn], config: RefineConfig) -> int | Non
 
 
 def build_prompt(question: str, turns: Sequence[Turn], config: RefineConfig, history: Sequence[Message] = ()) -> list[Message]:
-    """The conversation the model sees at the next turn (`full` or `last` window)."""
+    """The conversation the model sees at the next turn (`full` or `last` window); each turn is
+    followed by its feedback (`next_feedback`)."""
     messages: list[Message] = [*history, {"role": "user", "content": question}]
-    feedback = {"role": "user", "content": render_feedback(config.feedback, question)}
     shown = turns if config.window == "full" else turns[-1:]
     for t in shown:
-        messages += [{"role": "assistant", "content": t.text}, feedback]
+        feedback = t.feedback if t.feedback is not None else next_feedback(question, t, config)
+        messages += [{"role": "assistant", "content": t.text}, {"role": "user", "content": feedback}]
     return messages
 
 
-async def _run_turn(engine: Engine, k: int, prompt: Conversation, checks: Checks, config: RefineConfig,
+def next_feedback(question: str, turn: Turn, config: RefineConfig) -> str:
+    """What follows `turn` in the conversation: the oracle's own feedback on the chosen sample when
+    it gave one, else the request's template (RISE's sentence by default)."""
+    own = turn.samples[turn.chosen].feedback
+    return own if own is not None else render_feedback(config.feedback, question)
+
+
+async def _run_turn(engine: Engine, k: int, question: str, prompt: Conversation, checks: Checks, config: RefineConfig,
                     oracle: Oracle | None, emit: EventSink, deadline: Deadline | None,
                     max_tokens: int | None = None) -> Turn:
     params = config.sampling
@@ -130,12 +136,12 @@ async def _run_turn(engine: Engine, k: int, prompt: Conversation, checks: Checks
     call = engine.generate([prompt], params, on_delta)
     [completions] = await (call if deadline is None else deadline.run(call))
     answers = await checks.extract([c.text for c in completions])
+    verdicts = await _judge(oracle, question, answers, [c.text for c in completions], k)
     samples = []
-    for c, answer in zip(completions, answers):
-        correct = None if oracle is None else bool(await _verdict(oracle(answer, c.text)))
-        samples.append(Sample(c.text, answer, correct, c.prompt_tokens, c.completion_tokens, c.finish_reason,
+    for c, answer, v in zip(completions, answers, verdicts):
+        samples.append(Sample(c.text, answer, v.correct, c.prompt_tokens, c.completion_tokens, c.finish_reason,
                               policy.confidence(c.token_logprobs, config.confidence) if params.logprobs else None,
-                              c.token_logprobs, c.token_texts))
+                              c.token_logprobs, c.token_texts, feedback=v.feedback))
     turn = Turn(k, samples, await _choose(samples, checks, config), time.monotonic() - start,
                 first[0] if first else None)
     emit({"type": "turn_end", "turn": k, "answer": turn.answer, "correct": turn.correct,
@@ -143,8 +149,12 @@ async def _run_turn(engine: Engine, k: int, prompt: Conversation, checks: Checks
     return turn
 
 
-async def _verdict(value):
-    return await value if inspect.isawaitable(value) else value
+async def _judge(oracle: Oracle | None, question: str, answers: list[str | None], texts: list[str],
+                 k: int) -> list[Verdict]:
+    """Each sample's verdict, the samples judged at once (a verifier endpoint is a network call)."""
+    if oracle is None:
+        return [UNCHECKED] * len(texts)
+    return list(await asyncio.gather(*[oracle.judge(question, a, t, k) for a, t in zip(answers, texts)]))
 
 
 async def _choose(samples: list[Sample], checks: Checks, config: RefineConfig) -> int:
@@ -173,7 +183,7 @@ async def _result(turns: list[Turn], stop_reason: str, checks: Checks, config: R
         winner = sample.answer
     else:
         turn, sample = _latest_holding(turns, where, positions)
-    correct = bool(sample.correct) if has_oracle else None
+    correct = sample.correct if has_oracle else None  # None: the oracle could not check it
     result = RefineResult(winner, sample.text, turn.index, votes, stop_reason, turns, has_oracle, correct,
                           aggregation, scores if weights is not None else None)
     result.answer_groups = {where[i][1].answer: g for g, (_, members) in enumerate(groups) for i in members}

@@ -90,6 +90,7 @@ class Sample:
     confidence: float | None = None  # in (0, 1], from the token log-probs; None when not asked or not known
     token_logprobs: list[float] | None = field(default=None, repr=False)  # kept for analysis, not in the trace
     token_texts: list[str] | None = field(default=None, repr=False)  # their tokens' text, where known
+    feedback: str | None = field(default=None, repr=False)  # the oracle's own feedback on it (a verifier's), if any
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("token_logprobs", "token_texts")}
@@ -102,6 +103,7 @@ class Turn:
     chosen: int  # the sample that continues the conversation
     latency_s: float
     ttft_s: float | None
+    feedback: str | None = field(default=None, repr=False)  # what the next turn's prompt got after this turn
 
     @property
     def text(self) -> str:
@@ -117,6 +119,7 @@ class Turn:
 
     def to_dict(self) -> dict:
         return {"turn": self.index, "text": self.text, "answer": self.answer, "correct": self.correct,
+                "checked": self.correct is not None, "feedback": self.feedback,
                 "chosen_sample": self.chosen, "latency_s": round(self.latency_s, 4),
                 "ttft_s": None if self.ttft_s is None else round(self.ttft_s, 4),
                 "prompt_tokens": sum(s.prompt_tokens for s in self.samples),
