@@ -4,6 +4,7 @@
     rise serve --port 8000
     rise eval --dataset synthetic --limit 200 --out runs/eval
     rise train base --out models/base-synth --minutes 5 --device cuda
+    rise traces export --url sqlite:///traces.db --out data.jsonl --labelled-only
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ COMMANDS = {
     "eval": ("app.evaluation.cli", "evaluate a model with RISE's metrics"),
     "train": ("app.training.cli", "train a base model (train base) or run RISE (train rise)"),
     "bench": ("app.bench.cli", "measure throughput against baselines"),
+    "traces": ("app.traces.cli", "export stored refinements as JSON lines (traces export)"),
 }
 
 

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     engine: Literal["hf", "vllm", "openai"] = "hf"
     device: str | None = Field(None, description="torch device for the embedded engine (default: cuda if present)")
     max_batch_size: int = Field(32, ge=1, le=4096, description="sequences the embedded engine decodes at once")
+    cuda_graphs: bool = Field(True, description="the embedded engine decodes with static shapes replayed as CUDA "
+                              "graphs (captured at start-up; only on CUDA); false: the eager step")
     prefix_cache_mb: float = Field(256, ge=0, description="memory for the embedded engine's prefix KV cache "
                                    "(turn k reuses turn k-1's prompt and answer); 0 turns it off")
     base_url: str | None = Field(None, description="upstream for --engine openai (an OpenAI-compatible /v1 URL)")
@@ -154,6 +156,29 @@ class Settings(BaseSettings):
     engine_failures_unready: int = Field(5, ge=1, description="consecutive engine failures that flip /ready")
     log_json: bool = Field(False, description="structured JSON log lines")
     log_questions: bool = Field(False, description="include questions in logs (never references)")
+
+    # stored traces (app/traces/): off unless RISE_TRACES_URL is set
+    traces_url: str | None = Field(None, description="SQLAlchemy URL of the trace store: sqlite:///path.db on one "
+                                   "machine, postgresql+psycopg://user@host/db for replicas; unset: traces off")
+    traces_max_rows: int = Field(100_000, ge=1, description="traces kept; past it the oldest go first")
+    traces_max_age_s: float = Field(30 * 86400, gt=0, description="traces older than this are deleted")
+    traces_keep_references: bool = Field(False, description="store the oracle's reference (and feedback's) with "
+                                         "the trace, which training needs; no route ever returns it")
+    traces_queue: int = Field(1000, ge=1, le=1_000_000, description="traces waiting to be written; past it the "
+                              "newest is dropped (counted in rise_traces_dropped_total)")
+    traces_retry_s: float = Field(10.0, ge=0, le=600, description="how long a failing write is retried before "
+                                  "its traces are dropped (counted with the reason)")
+
+    @field_validator("traces_url", mode="before")
+    @classmethod
+    def _traces_url(cls, v):
+        if isinstance(v, str) and not v.strip():
+            return None
+        if v is not None:
+            from app.traces.store import check_url
+
+            check_url(v)
+        return v
 
     @field_validator("reasoning_effort_levels", mode="before")
     @classmethod

@@ -53,6 +53,9 @@ ANSWER_CHECK_TIMEOUTS = Counter("rise_answer_check_timeouts", "Answer checks (ma
                                 "counted as not equivalent: capped (one parse or comparison), killed (a worker call "
                                 "past its caps), busy (no free worker in time), skipped (the request's budget spent)",
                                 ["reason"])
+TRACES_DROPPED = Counter("rise_traces_dropped", "Traces not stored (the refinement was still answered): queue_full, "
+                         "locked, full, readonly, unavailable, error, shutdown", ["reason"])
+TRACES_WRITTEN = Counter("rise_traces_written", "Traces stored")
 BUILD_INFO = Gauge("rise_build_info", "Build and model information", ["version", "model_name", "engine"])
 
 

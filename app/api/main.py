@@ -21,8 +21,10 @@ from app.api.admission import Admission
 from app.api.middleware import Auth, BodyLimit, RequestId
 from app.api.routes import health, openai, refine
 from app.api.routes import metrics as metrics_routes
+from app.api.routes import refinements
 from app.config import Settings
 from app.engines.base import Engine
+from app.traces.service import start_writer
 
 log = logging.getLogger("rise.api")
 
@@ -37,11 +39,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if engine is None:
             loader = asyncio.create_task(_load(app, settings))
         app.state.check_pool.start()
+        app.state.traces = start_writer(settings)  # None when traces are off
         try:
             yield
         finally:
             app.state.draining = True
             await app.state.check_pool.aclose()
+            if app.state.traces is not None:  # what is queued is written (or counted as dropped)
+                await asyncio.to_thread(app.state.traces.close, 10.0)
             if loader is not None and not loader.done():
                 loader.cancel()
             if app.state.engine is not None and engine is None:
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine_failures = 0
     app.state.api_keys = [k.encode() for k in settings.accepted_keys()]
     app.state.check_pool = CheckPool(settings.answer_check_workers, settings.answer_check_timeout_s)
+    app.state.traces = None  # the trace writer, started with the app when RISE_TRACES_URL is set
     app.state.deadlines = weakref.WeakSet()  # running refinements' deadlines (draining shortens them)
     errors.install(app)
     app.include_router(health.router)
@@ -64,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(refine.router)
     app.include_router(openai.router)
     app.include_router(metrics_routes.router)
+    app.include_router(refinements.router)
     # outermost last: request id -> metrics -> keys -> whole body (size, time) -> admission -> routes
     app.add_middleware(Admission, state=app.state, max_in_flight=settings.max_in_flight,
                        max_queue=settings.max_queue, model_name=lambda: served_name(app))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import hmac
 import json
 import re
@@ -62,6 +63,12 @@ class RequestId:
             request_id.reset(token)
 
 
+def key_id(key: bytes) -> str:
+    """A stable, non-reversible id of an API key (the first 12 hex digits of its sha256): what the
+    trace store keeps to scope traces by key; never the key itself."""
+    return hashlib.sha256(key).hexdigest()[:12]
+
+
 def key_matches(keys: list[bytes], authorization: bytes | None) -> bool:
     """Whether an `Authorization` header carries one of `keys` as a bearer token. Every key is
     compared in constant time, whatever matches, so timing says nothing about which prefix was
@@ -87,6 +94,9 @@ class Auth:
             # the body is never read: close the connection rather than wait for it
             return await send_error(send, 401, "missing or invalid API key: send 'Authorization: Bearer KEY'",
                                     "invalid_api_key", {"WWW-Authenticate": "Bearer", "Connection": "close"})
+        # which key matched, as its id (request.state.key_id): the trace store scopes traces by it
+        token = _header(scope, b"authorization").partition(b" ")[2].strip()
+        scope.setdefault("state", {})["key_id"] = key_id(token)
         return await self.app(scope, receive, send)
 
 

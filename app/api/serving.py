@@ -16,6 +16,7 @@ from app.engines.base import EngineError, PromptTooLongError, SamplingParams
 from app.refine.checks import PooledChecks
 from app.refine.loop import Oracle, RefineTimeout, reference_oracle
 from app.refine.types import RefineConfig
+from app.traces.record import build_row
 
 log = logging.getLogger("rise.api")
 
@@ -132,6 +133,26 @@ def record(model: str, results, config: RefineConfig, question: str | None = Non
             fields["question"] = question
         log.info("refined %s", " ".join(f"{k}={v}" for k, v in fields.items() if k != "question"),
                  extra={"fields": fields})
+
+
+def keep_trace(request, trace_id: str, route: str, question: str, config: RefineConfig, results,
+               reference: str | None, history: list[dict] | None = None) -> None:
+    """Hand a finished refinement to the trace writer when traces are on (app/traces/writer.py):
+    never waits and never fails the request; the reference goes only where RISE_TRACES_KEEP_REFERENCES
+    says so."""
+    state = request.app.state
+    writer = getattr(state, "traces", None)
+    if writer is None:
+        return
+    try:
+        info = state.engine.info
+        writer.submit(build_row(trace_id, route=route, model=info.model_name, engine=info.extra.get("engine", "unknown"),
+                                question=question, config=config, results=list(results), reference=reference,
+                                key_id=getattr(request.state, "key_id", None), history=history,
+                                keep_reference=state.settings.traces_keep_references))
+    except Exception as e:  # noqa: BLE001 - a trace is never worth a refinement
+        metrics.TRACES_DROPPED.labels("error").inc()
+        log.error("trace not kept: %s", type(e).__name__)
 
 
 def sse(data: dict | str, event: str | None = None) -> str:

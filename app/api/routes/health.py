@@ -2,7 +2,9 @@
 
 `/ready` answers 503 with a `reason`: `loading`, `load_failed`, `draining`, `upstream_unavailable`
 (the remote engine's upstream does not answer), `engine_unhealthy` (the engine's own check failed)
-or `engine_failures` (the last `RISE_ENGINE_FAILURES_UNREADY` requests failed in the engine). After
+or `engine_failures` (the last `RISE_ENGINE_FAILURES_UNREADY` requests failed in the engine).
+With traces on, a ready answer carries `traces`: `{"status": "ok" | "degraded", "reason", "queued",
+"dropped"}`; a degraded store keeps the 200. After
 such failures each probe tries a one-token generation; once one succeeds the count is reset, so a
 pod that left a load balancer's rotation comes back without traffic.
 """
@@ -57,7 +59,11 @@ async def ready(request: Request):
             return _not_ready("engine_failures", f"the last {failures} requests failed in the engine and a one-token "
                                                  "probe failed too", 5)
         state.engine_failures = 0  # the engine generates again: what failed before no longer keeps it out
-    return {"status": "ready", "model": engine.info.model_name, "engine": engine.info.extra.get("engine")}
+    body = {"status": "ready", "model": engine.info.model_name, "engine": engine.info.extra.get("engine")}
+    traces = getattr(state, "traces", None)
+    if traces is not None:  # a degraded trace store is reported, never a reason to turn traffic away
+        body["traces"] = traces.health()
+    return body
 
 
 async def _generates(engine, timeout_s: float = 10.0) -> bool:

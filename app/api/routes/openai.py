@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -30,11 +29,12 @@ from app.api.errors import ApiError
 from app.api.openai_render import chunk_renderer, completion
 from app.api.protocol_openai import ChatCompletionRequest
 from app.api.protocol_refine import RefineOptions
-from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, record,
-                              run_mapped, until_disconnect)
+from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, keep_trace,
+                              record, run_mapped, until_disconnect)
 from app.config import Settings
 from app.refine.loop import RefineTimeout, refine
 from app.refine.types import RefineResult
+from app.traces.schema import new_id
 
 log = logging.getLogger("rise.api")
 
@@ -76,7 +76,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     state = request.app.state
     checker, oracle = checker_and_oracle(state, opts, deadline)
     context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
-    cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    cid, created = new_id("chatcmpl"), int(time.time())  # the id of its stored trace too
 
     async def choice(i: int, cfg, on_event) -> RefineResult:
         try:
@@ -93,6 +93,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
         for _ in range(len(results) - len(finished)):
             metrics.DEADLINES.labels(model).inc()
         record(model, finished, configs[0], question if settings.log_questions else None)
+        keep_trace(request, cid, "/v1/chat/completions", question, configs[0], results, opts.reference, context)
         return results
 
     if not body.stream:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import EngineDep, SettingsDep, deadline_for
 from app.api.errors import ApiError
 from app.api.protocol_refine import RefineRequest, RefineResponse
-from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, record,
-                              run_mapped, sse, until_disconnect)
+from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, keep_trace,
+                              record, run_mapped, sse, until_disconnect)
 from app.refine.loop import refine
+from app.traces.schema import new_id
 
 router = APIRouter(tags=["refine"])
 
@@ -38,12 +37,13 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
     deadline = deadline_for(request, body.timeout)
     state = request.app.state
     checker, oracle = checker_and_oracle(state, body, deadline)
-    rid = f"rr-{uuid.uuid4().hex[:24]}"
+    rid = new_id("rr")  # 128 random bits: also the id of its stored trace
 
     async def run(on_event=None):
         result = await refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event,
                               deadline=deadline)
         record(model, [result], config, body.question if settings.log_questions else None)
+        keep_trace(request, rid, "/v1/refine", body.question, config, [result], body.reference)
         return result
 
     if not body.stream:

@@ -1,0 +1,179 @@
+"""The trace store over SQLAlchemy Core: an SQLite file on one machine (WAL mode, a busy timeout,
+every transaction `BEGIN IMMEDIATE` so that writers queue for the lock instead of failing), or
+PostgreSQL shared by replicas. Reads and writes are scoped by key id: with keys on, a key sees
+only the traces made with it.
+
+    .venv/bin/python -m pytest -q tests/traces/test_store.py
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.traces.schema import metadata, traces
+
+
+def check_url(url: str) -> str:
+    """`url` if it is an SQLAlchemy URL the store can use, else ValueError saying why."""
+    try:
+        parsed = make_url(url)
+    except Exception as e:  # noqa: BLE001 - sqlalchemy raises ArgumentError/ValueError
+        raise ValueError(f"RISE_TRACES_URL is not an SQLAlchemy URL ({type(e).__name__}): e.g. "
+                         "sqlite:////var/lib/rise/traces.db or postgresql+psycopg://user@host/db") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"RISE_TRACES_URL: backend {backend!r} is not supported; use sqlite or postgresql")
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError("RISE_TRACES_URL: an SQLite store needs a file (sqlite:///path/traces.db), not memory")
+    return url
+
+
+class TraceStore:
+    """Synchronous operations on the table; call them from a thread (the writer's, or
+    `asyncio.to_thread`). Errors are SQLAlchemy's (`SQLAlchemyError`)."""
+
+    def __init__(self, url: str, busy_timeout_s: float = 2.0) -> None:
+        check_url(url)
+        self.url = url
+        self.sqlite = make_url(url).get_backend_name() == "sqlite"
+        if self.sqlite:
+            self.engine = create_engine(url, hide_parameters=True, connect_args={"timeout": busy_timeout_s})
+            _sqlite_pragmas(self.engine, busy_timeout_s)
+        else:
+            self.engine = create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=4,
+                                        max_overflow=4, pool_timeout=busy_timeout_s,
+                                        connect_args={"connect_timeout": max(1, int(busy_timeout_s))})
+        self._created = False
+
+    def create(self) -> None:
+        """The table, if missing (several processes may race to create it: the loser carries on)."""
+        if self._created:
+            return
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError:
+            if not _table_exists(self.engine):
+                raise
+        self._created = True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # writes ---------------------------------------------------------------------------------
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        self.create()
+        with self.engine.begin() as c:
+            c.execute(traces.insert(), rows)
+
+    def prune(self, max_rows: int, max_age_s: float, now: float | None = None) -> int:
+        """Delete what is older than `max_age_s`, then the oldest rows beyond `max_rows`."""
+        cutoff = (time.time() if now is None else now) - max_age_s
+        with self.engine.begin() as c:
+            gone = c.execute(delete(traces).where(traces.c.created < cutoff)).rowcount or 0
+            total = c.execute(select(func.count()).select_from(traces)).scalar_one()
+            if total > max_rows:
+                oldest = (select(traces.c.id).order_by(traces.c.created, traces.c.id)
+                          .limit(total - max_rows).scalar_subquery())
+                gone += c.execute(delete(traces).where(traces.c.id.in_(oldest))).rowcount or 0
+        return gone
+
+    def set_feedback(self, trace_id: str, key_id: str | None, *, rating: int | None, comment: str | None,
+                     reference: str | None) -> dict | None:
+        """Label a trace; the last feedback wins (it replaces every field of the one before)."""
+        self.create()
+        with self.engine.begin() as c:
+            done = c.execute(update(traces).where(_mine(trace_id, key_id)).values(
+                fb_rating=rating, fb_comment=comment, fb_reference=reference, fb_at=time.time())).rowcount
+        return self.get(trace_id, key_id) if done else None
+
+    def delete(self, trace_id: str, key_id: str | None) -> bool:
+        self.create()
+        with self.engine.begin() as c:
+            return bool(c.execute(delete(traces).where(_mine(trace_id, key_id))).rowcount)
+
+    # reads ----------------------------------------------------------------------------------
+
+    def get(self, trace_id: str, key_id: str | None) -> dict | None:
+        self.create()
+        with self.engine.begin() as c:
+            row = c.execute(select(traces).where(_mine(trace_id, key_id))).mappings().first()
+        return dict(row) if row else None
+
+    def page(self, key_id: str | None, limit: int, before: str | None = None) -> tuple[list[dict], bool] | None:
+        """Up to `limit` traces, newest first, older than the trace `before` (None when `before`
+        names no trace this key may see); and whether there are more."""
+        self.create()
+        q = select(traces)
+        if key_id is not None:
+            q = q.where(traces.c.key_id == key_id)
+        with self.engine.begin() as c:
+            if before is not None:
+                mark = c.execute(select(traces.c.created, traces.c.id).where(_mine(before, key_id))).first()
+                if mark is None:
+                    return None
+                q = q.where(or_(traces.c.created < mark.created,
+                                and_(traces.c.created == mark.created, traces.c.id < mark.id)))
+            rows = c.execute(q.order_by(traces.c.created.desc(), traces.c.id.desc()).limit(limit + 1)).mappings().all()
+        return [dict(r) for r in rows[:limit]], len(rows) > limit
+
+    def rows(self, since: float | None = None, batch: int = 500) -> Iterator[dict]:
+        """Every trace, oldest first (from `since`, Unix seconds), read in batches."""
+        self.create()
+        after: tuple[float, str] | None = None
+        while True:
+            q = select(traces).order_by(traces.c.created, traces.c.id).limit(batch)
+            if since is not None:
+                q = q.where(traces.c.created >= since)
+            if after is not None:
+                q = q.where(or_(traces.c.created > after[0], and_(traces.c.created == after[0], traces.c.id > after[1])))
+            with self.engine.begin() as c:
+                chunk = [dict(r) for r in c.execute(q).mappings().all()]
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            after = (chunk[-1]["created"], chunk[-1]["id"])
+
+    def count(self) -> int:
+        self.create()
+        with self.engine.begin() as c:
+            return c.execute(select(func.count()).select_from(traces)).scalar_one()
+
+
+def _mine(trace_id: str, key_id: str | None):
+    """The trace with this id, if `key_id` (when keys are on) made it."""
+    cond = traces.c.id == trace_id
+    return cond if key_id is None else and_(cond, traces.c.key_id == key_id)
+
+
+def _table_exists(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return inspect(engine).has_table(traces.name)
+
+
+def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:
+    """WAL (readers never block the writer, and several processes can share the file), a busy
+    timeout, and `BEGIN IMMEDIATE`: a transaction takes the write lock at its start, waiting up
+    to the busy timeout, instead of failing when a read turns into a write."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # SQLAlchemy's events below say when transactions begin
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        except Exception:  # noqa: BLE001 - a read-only file still reads; writes report the fault
+            pass
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
