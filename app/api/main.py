@@ -108,7 +108,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
             settings.engine, str(settings.model), strict=False, device=settings.device,
             max_batch_size=settings.max_batch_size, base_url=settings.base_url, api_key=settings.api_key_upstream,
             model_name=settings.model_name, engine_args=settings.engine_args, prefix_cache_mb=settings.prefix_cache_mb,
-            timeout_s=settings.request_timeout_s)
+            timeout_s=settings.request_timeout_s, cuda_graphs=settings.cuda_graphs)
         _instrument(app.state.engine)
         log.info("engine ready: %s", app.state.engine.info.model_name)
     except Exception as e:  # noqa: BLE001 - reported through /ready and the log

@@ -15,14 +15,14 @@ log = logging.getLogger(__name__)
 def make_engine(name: str, model: str, *, device: str | None = None, max_batch_size: int = 32,
                 base_url: str | None = None, api_key: str | None = None, model_name: str | None = None,
                 engine_args: dict | None = None, prefix_cache_mb: float = 256,
-                timeout_s: float | None = None) -> Engine:
+                timeout_s: float | None = None, cuda_graphs: bool = True) -> Engine:
     """Build an engine (blocking: loads weights). Remote engines still need `start()`; `timeout_s`
     bounds a remote engine's wait for its upstream (the server passes its request timeout)."""
     if name == "hf":
         from app.engines.hf import HFEngine
 
         return HFEngine(model, device=device, max_batch_size=max_batch_size, model_name=model_name,
-                        prefix_cache_mb=prefix_cache_mb)
+                        prefix_cache_mb=prefix_cache_mb, cuda_graphs=cuda_graphs)
     if name == "vllm":
         from app.engines.vllm_engine import VLLMEngine
 

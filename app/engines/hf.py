@@ -55,6 +55,8 @@ class HFEngine:
         prefix_cache_mb: float = 256,
         join_wait_s: float = 0.05,
         model_name: str | None = None,
+        cuda_graphs: bool = True,
+        static_decode: bool | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -93,6 +95,11 @@ class HFEngine:
         self._outbox: list = []  # (event loop, fn, args) to deliver after this step
         self._closing = False
         self.max_batch_size = max_batch_size
+        # decode: the eager step (the reference) or the static-shape one (app/engines/cuda_graphs.py), by
+        # default on CUDA with RISE_CUDA_GRAPHS; graphs are captured only there
+        self._static_wanted = cuda_graphs and self.device.type == "cuda" if static_decode is None else static_decode
+        self._capture = cuda_graphs and self.device.type == "cuda"
+        self._static = None
         self.batch_wait_s = batch_wait_s
         self.batch_sizes: list[int] = []  # recent batch sizes
         self.on_batch = None  # optional hook: on_batch(batch_size), e.g. a metrics histogram
@@ -167,6 +174,13 @@ class HFEngine:
         torch.set_grad_enabled(False)
         probe = self.model(input_ids=torch.tensor([[self.pad_id]], device=self.device), use_cache=True)
         self._kv_shapes = [(layer.keys.shape[1], layer.keys.shape[3]) for layer in getattr(probe, self._cache_kw).layers]
+        if self._static_wanted:
+            from app.engines.cuda_graphs import StaticDecoder
+
+            self._static = StaticDecoder(self._forward, self._kv_shapes, self.model.dtype, self.device,
+                                         self._info.max_context, self.max_batch_size, self.pad_id)
+            if self._capture:
+                self._static.capture()
         batch = self._new_batch()
         while True:
             self._flush()
@@ -195,6 +209,8 @@ class HFEngine:
                 batch = self._new_batch()
 
     def _new_batch(self) -> RunningBatch:
+        if self._static is not None:
+            return self._static.reset()
         return RunningBatch(self.max_batch_size, self._kv_shapes, self.model.dtype, self.device, self._info.max_context)
 
     def _admit(self, running: int) -> list[Row] | None:
@@ -296,9 +312,12 @@ class HFEngine:
 
     def _step(self, batch: RunningBatch) -> None:
         """Sample one token for every row, let the finished rows leave, run the rest one step."""
-        picked = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows])
-        tokens = picked.tolist()
-        logprobs = token_logprobs(batch.logits, picked, [r.params.logprobs for r in batch.rows])
+        if self._static is not None:
+            tokens, logprobs = self._static.sample(batch.logits, batch.rows)
+        else:
+            picked = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows])
+            tokens = picked.tolist()
+            logprobs = token_logprobs(batch.logits, picked, [r.params.logprobs for r in batch.rows])
         gone = []
         for b, r in enumerate(batch.rows):
             self._advance(r, tokens[b], None if logprobs is None else logprobs[b])
@@ -309,6 +328,10 @@ class HFEngine:
         if gone:
             tokens = [tokens[b] for b in batch.remove(gone)]
         if not len(batch):
+            return
+        if self._static is not None:
+            batch.logits = self._static.decode(tokens, batch.lens)
+            batch.lens = [n + 1 for n in batch.lens]
             return
         dev, width = self.device, max(batch.lens) + 1
         batch.reserve(width, len(batch))
