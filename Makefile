@@ -30,11 +30,15 @@ venv install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/rise serve --host $(HOST) --port $(PORT)
 
-# System packages the tests use: a real Prometheus (skipped loudly by the tests where missing).
+# System packages the tests use: a real Prometheus and Debian's Chromium for the playground's browser
+# tests (driven by Playwright; its own browser download is never used). Tests skip loudly where missing.
 system-deps:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	    || echo "!!! could not install Prometheus: its tests will be SKIPPED"; }
+	@test -x /usr/bin/chromium || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	    || echo "!!! could not install chromium: the playground's browser tests will be SKIPPED"; }
 
 test: $(STAMP) $(VLLM_STAMP) system-deps
 	$(BIN)/python -m pytest -q -rs tests

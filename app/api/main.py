@@ -19,7 +19,7 @@ from app.answers.pool import CheckPool
 from app.api import errors
 from app.api.admission import Admission
 from app.api.middleware import Auth, BodyLimit, RequestId
-from app.api.routes import health, openai, refine
+from app.api.routes import health, openai, playground, refine
 from app.api.routes import metrics as metrics_routes
 from app.api.routes import refinements
 from app.config import Settings
@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(openai.router)
     app.include_router(metrics_routes.router)
     app.include_router(refinements.router)
+    app.include_router(playground.router)  # the web playground at / (app/api/static/)
+    app.mount("/static", playground.static_files(), name="static")
     # outermost last: request id -> metrics -> keys -> whole body (size, time) -> admission -> routes
     app.add_middleware(Admission, state=app.state, max_in_flight=settings.max_in_flight,
                        max_queue=settings.max_queue, model_name=lambda: served_name(app))
