@@ -48,4 +48,4 @@ def new_id(prefix: str) -> str:
 
 
 def valid_id(value: str) -> bool:
-    return bool(_ID.match(value))
+    return bool(_ID.fullmatch(value))

@@ -8,7 +8,9 @@ only the traces made with it.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
@@ -63,6 +65,21 @@ class TraceStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def fault(self, error: BaseException) -> str:
+        """Why a write failed, as a drop reason. SQLite's messages hide the cause of an I/O error
+        ("disk I/O error", "unable to open database file"), so its file system is asked first."""
+        if self.sqlite:
+            folder = Path(make_url(self.url).database).resolve().parent
+            try:
+                fs = os.statvfs(folder)
+                if fs.f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK):
+                    return "readonly"
+                if fs.f_bavail * fs.f_frsize < 64 * 1024:
+                    return "full"
+            except OSError:
+                pass
+        return classify(error)
 
     # writes ---------------------------------------------------------------------------------
 
@@ -143,6 +160,21 @@ class TraceStore:
         self.create()
         with self.engine.begin() as c:
             return c.execute(select(func.count()).select_from(traces)).scalar_one()
+
+
+def classify(error: BaseException) -> str:
+    """A drop reason from a database error's text (SQLite's and PostgreSQL's wordings)."""
+    text = f"{type(error).__name__} {getattr(error, 'orig', '') or error}".lower()
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "full" in text or "no space" in text or "could not extend" in text or "file too large" in text:
+        return "full"
+    if "readonly" in text or "read-only" in text or "permission denied" in text:
+        return "readonly"
+    if any(s in text for s in ("connect", "connection", "unable to open", "terminating", "shutting down",
+                               "server closed", "timeout", "timed out", "starting up")):
+        return "unavailable"
+    return "error"
 
 
 def _mine(trace_id: str, key_id: str | None):

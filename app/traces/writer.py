@@ -32,21 +32,6 @@ BATCH = 64
 DEGRADED_FOR_S = 60.0  # a drop keeps /ready's traces status `degraded` this long
 
 
-def classify(error: BaseException) -> str:
-    """A drop reason from a database error's text (SQLite's and PostgreSQL's wordings)."""
-    text = f"{type(error).__name__} {getattr(error, 'orig', '') or error}".lower()
-    if "locked" in text or "busy" in text:
-        return "locked"
-    if "full" in text or "no space" in text or "could not extend" in text or "file too large" in text:
-        return "full"
-    if "readonly" in text or "read-only" in text or "permission denied" in text:
-        return "readonly"
-    if any(s in text for s in ("connect", "connection", "unable to open", "terminating", "shutting down",
-                               "server closed", "timeout", "timed out", "starting up")):
-        return "unavailable"
-    return "error"
-
-
 class TraceWriter:
     def __init__(self, store: TraceStore, *, cap: int = 1000, retry_s: float = 10.0, max_rows: int = 100_000,
                  max_age_s: float = 30 * 86400, on_drop: Callable[[str, int], None] | None = None,
@@ -152,7 +137,7 @@ class TraceWriter:
                 self.store.insert(batch)
                 break
             except Exception as e:  # noqa: BLE001 - every failure is a counted drop, never a crash
-                reason = classify(e)
+                reason = self.store.fault(e)
                 if self._failing != reason:
                     log.warning("trace store write failed (%s): %s; retrying for up to %g s", reason,
                                 _summary(e), self.retry_s)

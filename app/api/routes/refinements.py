@@ -22,7 +22,7 @@ from app.api.protocol_traces import Deleted, FeedbackRequest, TraceList, TraceOu
 from app.traces.record import public
 from app.traces.schema import valid_id
 from app.traces.store import TraceStore
-from app.traces.writer import TraceWriter, classify
+from app.traces.writer import TraceWriter
 
 router = APIRouter(tags=["traces"])
 SETTLE_S = 5.0  # how long a read waits for this process's own pending write of the trace
@@ -109,7 +109,7 @@ async def _on_store(writer: TraceWriter, trace_id: str | None, op: Callable[[Tra
     try:
         return await asyncio.to_thread(run)
     except SQLAlchemyError as e:
-        raise ApiError(503, f"the trace store is unavailable ({classify(e)}); retry shortly",
+        raise ApiError(503, f"the trace store is unavailable ({writer.store.fault(e)}); retry shortly",
                        code="trace_store_unavailable", headers={"Retry-After": "2"}) from None
 
 
