@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.verifiers.endpoints import VerifierEndpoint, parse_verifiers
+
 ROOT = Path(__file__).resolve().parent.parent  # the source checkout, when app/ sits next to models/
 SHIPPED = ("rise-synth", "base-synth")  # the RISE model first; the base model while no RISE model is shipped
 MISSING = Path("models") / SHIPPED[0]  # what default_model() answers when no shipped model is found
@@ -138,6 +140,10 @@ class Settings(BaseSettings):
                                           "(math-verify); past it: not equivalent, counted in metrics")
     answer_check_workers: int = Field(2, ge=1, le=64, description="processes that run answer checks off the "
                                       "event loop")
+    verifiers: Annotated[dict[str, VerifierEndpoint], NoDecode] = Field(
+        default_factory=dict, description="verifier endpoints a request may name (`verifier: {\"name\": ...}`): a "
+        "JSON object or a file holding one, name -> {\"url\", \"timeout_s\", \"headers\"} (app/verifiers/endpoints.py)")
+    _verifiers = field_validator("verifiers", mode="before")(parse_verifiers)
 
     # reliability and security
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, validate_default=False, description="accepted bearer keys for /v1/* "

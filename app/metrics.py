@@ -1,7 +1,8 @@
 """Prometheus collectors, in one place: what self-refinement looks like to an operator.
 
 Labels are bounded: `model_name`, `mode` (oracle | self), `route` (the route template), `status`,
-`reason`, `transition`, and `turn` (clamped to TURN_LABEL_CAP). No ids, questions or users.
+`reason`, `transition`, `turn` (clamped to TURN_LABEL_CAP), and a verifier's `name` (a built-in
+check or an operator's endpoint) with its `outcome`. No ids, questions, users or verifier parameters.
 Served at `GET /metrics`.
 """
 
@@ -56,6 +57,11 @@ ANSWER_CHECK_TIMEOUTS = Counter("rise_answer_check_timeouts", "Answer checks (ma
 TRACES_DROPPED = Counter("rise_traces_dropped", "Traces not stored (the refinement was still answered): queue_full, "
                          "locked, full, readonly, unavailable, error, shutdown", ["reason"])
 TRACES_WRITTEN = Counter("rise_traces_written", "Traces stored")
+VERIFIER_CALLS = Counter("rise_verifier_calls", "Verifier calls by outcome: correct, incorrect, or unchecked as "
+                         "timeout, error (failed, non-2xx) or invalid (a reply not {correct: bool, feedback?: str})",
+                         ["name", "outcome"])
+VERIFIER_LATENCY = Histogram("rise_verifier_duration_seconds", "Latency of one verifier call", ["name"],
+                             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 BUILD_INFO = Gauge("rise_build_info", "Build and model information", ["version", "model_name", "engine"])
 
 
@@ -79,7 +85,7 @@ def observe_result(model: str, result: RefineResult, max_turns: int, equivalent:
     for prev, cur in zip(result.turns, result.turns[1:]):
         if not _same(prev.answer, cur.answer, equivalent):
             ANSWER_CHANGES.labels(model, mode).inc()
-        if result.oracle and prev.correct != cur.correct:
+        if result.oracle and None not in (prev.correct, cur.correct) and prev.correct != cur.correct:
             TRANSITIONS.labels(model, "wrong_to_right" if cur.correct else "right_to_wrong").inc()
     if result.oracle:
         first = next((t.index for t in result.turns if t.correct), None)

@@ -52,6 +52,33 @@ def simple_reference(value: str | None) -> str | None:
     return value
 
 
+MAX_FEEDBACK_CHARS = 2000
+
+
+def feedback_template(value: str | None) -> str | None:
+    """A request's feedback: one text with `{question}` (replaced by the question), within the cap."""
+    no_control_chars(value)
+    if value is not None and "{question}" not in value:
+        raise ValueError("must contain {question} (where the question is repeated to the model)")
+    return value
+
+
+class VerifierSpec(BaseModel):
+    """`{"name": ..., **params}`: a built-in check (`numeric`, `regex`, `json_schema`, `contains`) or an
+    operator's endpoint (RISE_VERIFIERS); the parameters are checked by the verifier (app/verifiers/)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra={"examples": [
+        {"name": "numeric", "target": 31, "tolerance": 0.5}, {"name": "regex", "pattern": "^\\d+$"},
+        {"name": "json_schema", "schema": {"type": "object", "required": ["answer"]}},
+        {"name": "contains", "value": "31"}]})
+    name: str = Field(..., min_length=1, max_length=64, description="which verifier")
+
+    _name = field_validator("name")(one_line)
+
+    def params(self) -> dict:
+        return dict(self.model_extra or {})
+
+
 class RefineOptions(BaseModel):
     """The RISE knobs, shared by /v1/refine and the `rise` object of /v1/chat/completions. Types are
     strict, as OpenAI's API: a string is not a number, a number is not a boolean (a 400 naming the
@@ -77,6 +104,12 @@ class RefineOptions(BaseModel):
     max_total_tokens: int | None = Field(None, ge=1, description="completion tokens over all turns and samples; the "
                                                                  "loop ends with stop_reason `budget` before exceeding it")
     task: Literal["synthetic", "gsm8k", "math"] | None = Field(None, description="answer format (default RISE_TASK)")
+    verifier: VerifierSpec | None = Field(None, description="oracle mode without a reference: a built-in check or "
+                                          "an operator's verifier endpoint checks each turn (not with `reference`)")
+    feedback: str | None = Field(None, min_length=1, max_length=MAX_FEEDBACK_CHARS,
+                                 description="the feedback after a turn, in place of RISE's sentence; must contain "
+                                             "{question}. A verifier's own feedback wins where it gives one")
+    _feedback = field_validator("feedback")(feedback_template)
 
     _reference_text = field_validator("reference")(simple_reference)
     timeout: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False,
@@ -120,13 +153,18 @@ class SampleOut(BaseModel):
     finish_reason: str
     confidence: float | None = Field(None, description="exp(mean token log-prob); null unless asked for (confidence "
                                                        "votes or early stopping) and given by the engine")
+    feedback: str | None = Field(None, description="the verifier's own feedback on this sample, if it gave one")
 
 
 class TurnOut(BaseModel):
     turn: int
     text: str
     answer: str | None
-    correct: bool | None = Field(description="null when no oracle was given")
+    correct: bool | None = Field(description="null when no oracle was given, or the verifier could not check it")
+    checked: bool = Field(False, description="whether an oracle gave a verdict on this turn (false: unchecked, the "
+                                             "loop went on as without an oracle)")
+    feedback: str | None = Field(None, description="the feedback the next turn's prompt got after this turn (null "
+                                                   "when no next turn began)")
     chosen_sample: int
     latency_s: float
     ttft_s: float | None

@@ -14,8 +14,11 @@ from app.api.errors import ApiError, error_body
 from app.config import Settings
 from app.engines.base import EngineError, PromptTooLongError, SamplingParams
 from app.refine.checks import PooledChecks
+from app.refine.feedback import DEFAULT_FEEDBACK
 from app.refine.loop import Oracle, RefineTimeout, reference_oracle
 from app.refine.types import RefineConfig
+from app.verifiers.errors import VerifierError
+from app.verifiers.registry import Verifiers
 from app.traces.record import build_row
 
 log = logging.getLogger("rise.api")
@@ -46,6 +49,7 @@ def build_config(settings: Settings, opts, *, temperature: float, top_p: float, 
                             window=opts.window, aggregation=opts.aggregation, tie_break=opts.tie_break, sampling=sampling,
                             early_stop=opts.early_stop, agree_turns=opts.agree_turns,
                             max_total_tokens=opts.max_total_tokens, confidence=settings.confidence_form,
+                            feedback=opts.feedback or DEFAULT_FEEDBACK,
                             confidence_threshold=settings.confidence_threshold)
     except ValueError as e:  # the message starts with the field it is about
         field = str(e).split(" ", 1)[0]
@@ -55,12 +59,22 @@ def build_config(settings: Settings, opts, *, temperature: float, top_p: float, 
         raise ApiError(400, f"{prefix}{e}" if where != field else str(e), where) from None
 
 
-def checker_and_oracle(state, opts, deadline) -> tuple[PooledChecks, Oracle | None]:
+def checker_and_oracle(state, opts, deadline, prefix: str = "") -> tuple[PooledChecks, Oracle | None]:
     """The request's answer checks (math-verify in capped worker processes, within `deadline`) and
-    its oracle, when it gave a reference."""
+    its oracle: its reference, or its verifier (checked now: a bad one is a 400 naming the field)."""
     settings: Settings = state.settings
     checks = PooledChecks(get_checker(opts.task or settings.task), state.check_pool, deadline)
-    return checks, (reference_oracle(checks, opts.reference) if opts.reference else None)
+    if opts.verifier is None:
+        return checks, (reference_oracle(checks, opts.reference) if opts.reference else None)
+    if opts.reference:
+        raise ApiError(400, f"give {prefix}reference or {prefix}verifier, not both", f"{prefix}verifier")
+    if getattr(state, "verifiers", None) is None:  # one per app: its client pools the endpoints' connections
+        state.verifiers = Verifiers(settings.verifiers)
+    try:
+        return checks, state.verifiers.oracle(opts.verifier.name, opts.verifier.params(), deadline)
+    except VerifierError as e:
+        where = f"{prefix}verifier.{e.field}"
+        raise ApiError(400, f"{where}: {e.message}", where) from None
 
 
 def check_question(settings: Settings, question: str, param: str) -> None:

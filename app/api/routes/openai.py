@@ -74,7 +74,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
                  extra={"fields": {"user": body.user, "safety_identifier": body.safety_identifier}})
     deadline = deadline_for(request, opts.timeout)
     state = request.app.state
-    checker, oracle = checker_and_oracle(state, opts, deadline)
+    checker, oracle = checker_and_oracle(state, opts, deadline, "rise.")
     context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
     cid, created = new_id("chatcmpl"), int(time.time())  # the id of its stored trace too
 
