@@ -1,5 +1,12 @@
 """Problem sources for evaluation and training: the synthetic generator and the benchmark files in
-`RISE_DATA_DIR` (default `../shared/data`: GSM8K train/test, MATH-500 test)."""
+`RISE_DATA_DIR` (default `../shared/data`: GSM8K train/test, MATH-500 test).
+
+Splits: synthetic has train, validation and test (disjoint by structure, `app/tasks/synthetic.py`),
+each with its own default problem seed so that tuning on validation never draws the test problems'
+sequence; GSM8K has train and test; MATH-500 test only. Choose settings on validation; cards report test.
+
+    rise eval --split validation --limit 500 --out runs/eval-val
+"""
 
 from __future__ import annotations
 
@@ -11,24 +18,40 @@ from app.tasks import synthetic
 
 DATASETS = ("synthetic", "gsm8k", "math500")
 FAMILY = {"synthetic": "synthetic", "gsm8k": "gsm8k", "math500": "math"}
+SPLITS = {"synthetic": synthetic.SPLITS, "gsm8k": ("train", "test"), "math500": ("test",)}
+ALL_SPLITS = ("train", "validation", "test")
+# synthetic: the problem seed used when none is given (validation's differs from test's)
+DEFAULT_PROBLEM_SEED = {"test": 1234, "validation": 4321, "train": 1234}
+
+
+def check_split(name: str, split: str) -> None:
+    """ValueError naming the splits `name` has, when it has no `split`."""
+    if name not in SPLITS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    if split not in SPLITS[name]:
+        raise ValueError(f"dataset {name} has no {split!r} split; it has: {', '.join(SPLITS[name])}")
+
+
+def default_problem_seed(split: str) -> int:
+    return DEFAULT_PROBLEM_SEED[split]
 
 
 def data_dir() -> Path:
     return Path(os.environ.get("RISE_DATA_DIR", "../shared/data"))
 
 
-def load(name: str, split: str = "test", limit: int | None = None, seed: int = 1234,
+def load(name: str, split: str = "test", limit: int | None = None, seed: int | None = None,
          level: str = "medium") -> list[tuple[str, str]]:
-    """(question, reference answer) pairs."""
+    """(question, reference answer) pairs; `seed` draws the synthetic problems (None: the split's default)."""
+    check_split(name, split)
     if name == "synthetic":
+        seed = default_problem_seed(split) if seed is None else seed
         probs = synthetic.problems(seed, limit or 1000, synthetic.LEVELS[level], split)
         return [(p.question, p.answer) for p in probs]
     if name == "gsm8k":
         rows = _jsonl(data_dir() / "gsm8k" / f"{split}.jsonl", limit)
         return [(r["question"], r["answer"].split("####")[-1].strip().replace(",", "")) for r in rows]
     if name == "math500":
-        if split != "test":
-            raise ValueError("MATH-500 has only a test split")
         return [(r["problem"], r["answer"]) for r in _jsonl(data_dir() / "math500" / "test.jsonl", limit)]
     raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
 
