@@ -186,7 +186,11 @@ async function offerFeedback(view, id) {
       box.dataset.sent = "true";
     } catch (e) {
       status.textContent = e.describe();
-      if (e.status === 409) { // traces were turned off: nothing to attach feedback to
+      if (e.code === "references_not_kept") { // this server keeps no references: thumbs and comments only
+        box.querySelector(".right-answer").hidden = true;
+        box.querySelector(".reference").value = "";
+        status.textContent += " The right-answer box is gone; send again for the rest.";
+      } else if (e.status === 409) { // traces were turned off: nothing to attach feedback to
         for (const control of box.querySelectorAll("button, input")) control.disabled = true;
       }
     }
