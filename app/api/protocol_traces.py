@@ -35,8 +35,8 @@ class FeedbackRequest(BaseModel):
     @field_validator("rating", mode="before")
     @classmethod
     def _not_bool(cls, v):
-        if isinstance(v, bool):  # JSON true is not 1
-            raise ValueError("must be -1 or 1 (a number, not a boolean)")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):  # not true, 1.0 or "1"
+            raise ValueError("must be the integer -1 or 1")
         return v
 
     @model_validator(mode="after")
