@@ -30,7 +30,15 @@ FIELD_CASES = {
     "timeout": [0, -1, 1e9, "soon"],
     "model": ["other-model", 5, "a\x02"],
     "beam_width": [4], "logprobs": [True], "__proto__": [{}], "n": [2],
+    "verifier": ["numeric", 5, {}, {"name": ""}, {"name": "nope"}, {"name": "a\nb"}, {"name": "numeric"},
+                 {"name": "numeric", "target": "31"}, {"name": "numeric", "target": 1, "tolerance": -1},
+                 {"name": "regex", "pattern": "("}, {"name": "regex", "pattern": "x" * 501},
+                 {"name": "regex", "pattern": "(a{1000}){1000}"}, {"name": "json_schema", "schema": {"type": 5}},
+                 {"name": "json_schema", "schema": {"$ref": "http://169.254.169.254/latest"}},
+                 {"name": "contains", "value": "x", "url": "http://example.com"}],
+    "feedback": ["Try again.", "", "{question}" + "x" * 2000, 5, "a\x00 {question}", ["{question}"]],
 }
+BOTH = [({"reference": "31", "verifier": {"name": "contains", "value": "3"}}, "verifier")]
 RAW_CASES = [
     b'{"question": "x"', b"{", b"not json", b"", b'{"question": "x",}', b"{'question': 'x'}",
     b'{"question": NaN}', b'{"question": "x", "temperature": NaN}', b'{"question": "x", "temperature": Infinity}',
@@ -51,6 +59,8 @@ CHAT_CASES = [
     {"rise": {"early_stop": "agree", "agree_turns": 6, "max_turns": 5}}, {"rise": {"max_total_tokens": 0}},
     {"rise": {"early_stop": "soon"}}, {"rise": {"aggregation": "confidence", "max_total_tokens": "9"}},
     {"reasoning_effort": "extreme"}, {"reasoning_effort": 3}, {"logprobs": True, "top_logprobs": 3}, {"logprobs": "yes"},
+    {"rise": {"verifier": {"name": "nope"}}}, {"rise": {"verifier": {"name": "regex", "pattern": "(("}}},
+    {"rise": {"reference": "31", "verifier": {"name": "numeric", "target": 31}}}, {"rise": {"feedback": "Again."}},
 ]
 
 
@@ -58,6 +68,8 @@ def cases():
     for field, values in FIELD_CASES.items():
         for v in values:
             yield pytest.param("/v1/refine", {**OK, field: v}, field, id=f"{field}={str(v)[:20]}")
+    for i, (change, field) in enumerate(BOTH):
+        yield pytest.param("/v1/refine", {**OK, **change}, field, id=f"both{i}")
     for i, raw in enumerate(RAW_CASES):
         yield pytest.param("/v1/refine", raw, None, id=f"raw{i}")
     for i, change in enumerate(CHAT_CASES):
