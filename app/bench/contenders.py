@@ -1,9 +1,12 @@
 """What `rise bench` compares, each sending the same 5-turn, no-oracle, greedy refinements of the
 same held-out problems (RISE's protocol: the same feedback every turn, the `last` window):
 
-- `Naive`: what a user writes without this project: a Python loop over turns calling transformers
-  `generate` on the whole conversation, one request at a time;
+- `NaiveProcess` (app/bench/naive.py): what a user writes without this project: a Python loop over
+  turns calling transformers `generate` on the whole conversation, one request at a time;
 - `Raw`: the refinement loop straight on the embedded engine, in this process (no HTTP, no service);
+  `raw-eager` the same with CUDA graphs off (the eager decode step; the same as `raw` on a CPU);
+- `RawVLLM`: the refinement loop straight on vLLM's in-process engine (`raw-vllm`), the way `Raw` is
+  for the embedded engine: what `rise-serve-vllm` is measured against;
 - `Served`: rise-serve over HTTP (a `rise serve` subprocess, any engine), driven by async clients;
   `rise-serve-agree` is the same server asked to stop once two turns agree (`early_stop: agree`).
 
@@ -13,85 +16,30 @@ same held-out problems (RISE's protocol: the same feedback every turn, the `last
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
-import torch
 
 from app.answers.checker import get_checker
 from app.api import launch
 from app.bench.load import Outcome
 from app.engines.base import SamplingParams
-from app.refine.feedback import render_feedback
 from app.refine.loop import refine
-from app.refine.types import DEFAULT_FEEDBACK, RefineConfig
-
-
-class Naive:
-    name = "naive"
-
-    def __init__(self, model: str, questions: list[str], turns: int, max_tokens: int, device: str | None = None) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.tok = AutoTokenizer.from_pretrained(model)
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(self.device).eval()
-        self.questions, self.turns, self.max_tokens = questions, turns, max_tokens
-        self.checker = get_checker("synthetic")
-        self._one_at_a_time = threading.Lock()
-
-    async def send(self, i: int) -> Outcome:
-        return await asyncio.to_thread(self._refine, self.questions[i])
-
-    def _refine(self, question: str) -> Outcome:
-        from transformers import StoppingCriteria
-
-        class FirstToken(StoppingCriteria):  # called once per generated token: note the first
-            def __init__(self):
-                self.at = None
-
-            def __call__(self, input_ids, scores, **kwargs):
-                self.at = self.at or time.perf_counter()
-                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-
-        with self._one_at_a_time, torch.no_grad():
-            start = time.perf_counter()
-            messages = [{"role": "user", "content": question}]
-            answers, ttft, prompt_tokens, completion_tokens = [], [], 0, 0
-            for _ in range(self.turns):
-                text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-                ids = self.tok(text, add_special_tokens=False, return_tensors="pt").input_ids.to(self.device)
-                first, t0 = FirstToken(), time.perf_counter()
-                out = self.model.generate(ids, max_new_tokens=self.max_tokens, do_sample=False,
-                                          pad_token_id=self.tok.pad_token_id, stopping_criteria=[first])
-                ttft.append(first.at - t0 if first.at else None)
-                new = out[0, ids.shape[1]:]
-                reply = self.tok.decode(new, skip_special_tokens=True)
-                prompt_tokens += ids.shape[1]
-                completion_tokens += len(new)
-                answers.append(self.checker.extract(reply))
-                messages = [messages[0], {"role": "assistant", "content": reply},
-                            {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, question)}]
-            voted = Counter(a for a in answers if a is not None).most_common(1)
-            return Outcome(time.perf_counter() - start, completion_tokens, prompt_tokens, ttft,
-                           voted[0][0] if voted else None)
-
-    async def aclose(self) -> None:
-        del self.model
+from app.refine.types import RefineConfig
 
 
 class Raw:
     name = "raw"
 
     def __init__(self, model: str, questions: list[str], turns: int, max_tokens: int, device: str | None = None,
-                 max_batch_size: int = 32) -> None:
+                 max_batch_size: int = 32, cuda_graphs: bool = True) -> None:
         from app.engines.hf import HFEngine
 
-        self.engine = HFEngine(model, device=device, max_batch_size=max_batch_size)
+        self.engine = HFEngine(model, device=device, max_batch_size=max_batch_size, cuda_graphs=cuda_graphs)
+        self._setup(questions, turns, max_tokens)
+
+    def _setup(self, questions: list[str], turns: int, max_tokens: int) -> None:
         self.questions = questions
         self.config = RefineConfig(max_turns=turns, sampling=SamplingParams(max_tokens=max_tokens))
         self.checker = get_checker("synthetic")
@@ -104,6 +52,19 @@ class Raw:
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+
+
+class RawVLLM(Raw):
+    """The loop on vLLM's in-process engine with `rise serve --engine vllm`'s default arguments."""
+
+    name = "raw-vllm"
+
+    def __init__(self, model: str, questions: list[str], turns: int, max_tokens: int, device: str | None = None,
+                 engine_args: dict | None = None) -> None:
+        from app.engines.vllm_engine import VLLMEngine
+
+        self.engine = VLLMEngine(model, **(engine_args or {}))
+        self._setup(questions, turns, max_tokens)
 
 
 class Served:
