@@ -115,6 +115,27 @@ def test_with_a_reference_each_turn_says_whether_it_is_correct(browser, traced, 
         assert reference not in view.locator(".summary .facts").inner_text()
 
 
+def test_early_stopping_and_confidence_votes_from_the_form(browser, traced):
+    with opened(browser, traced) as tab:
+        page = tab.page
+        assert page.locator("#agree_turns").is_disabled()  # only meaningful with early_stop=agree
+        fill(page, max_turns=5, temperature=0, early_stop="agree", agree_turns=2, aggregation="confidence",
+             max_total_tokens=400, max_tokens=60)
+        [view] = run(page).all()
+        stored = trace(traced, view.get_attribute("data-refinement-id"))
+        body = tab.refine_bodies()[0]
+        assert {k: body[k] for k in ("early_stop", "agree_turns", "aggregation", "max_total_tokens", "max_tokens")} == {
+            "early_stop": "agree", "agree_turns": 2, "aggregation": "confidence", "max_total_tokens": 400,
+            "max_tokens": 60}
+        assert stored["stop_reason"] == "agreed" and len(stored["turns"]) == 2  # temperature 0: the same answer twice
+        assert view.locator(".turn").count() == 2
+        assert view.locator(".stop-reason").inner_text().startswith("agreed: the last turns agreed")
+        shown = view.locator("dd.confidence").all_inner_texts()
+        assert shown == [f"{t['samples'][t['chosen_sample']]['confidence']:.3f}" for t in stored["turns"]]
+        [(answer, weight)] = stored["vote_weights"].items()
+        assert view.locator(".tally .votes").inner_text() == f"{stored['votes'][answer]} (weight {weight:.2f})"
+
+
 def test_errors_are_shown_readably(browser, traced):
     with opened(browser, traced) as tab:
         page = tab.page

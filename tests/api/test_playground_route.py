@@ -86,6 +86,7 @@ def test_every_asset_the_page_names_is_served_here_without_a_key(keyed):
     local = [u for u in parser.urls if u.startswith("/")]
     assert sorted(local) == sorted(parser.urls), f"non-local URLs in the page: {parser.urls}"
     assert {"/static/app.js", "/static/playground.css", "/docs", "/metrics"} <= set(local)
+    assert httpx.get(keyed + "/docs").status_code == 200 and httpx.get(keyed + "/metrics").status_code == 200
     for url in local:
         if url.startswith("/static/"):
             r = httpx.get(keyed + url)
