@@ -6,7 +6,14 @@ For each training problem the current model runs the refinement loop with oracle
 - `self`   best-of-N samples from the model itself in the same context (RISE used N = 16), falling
            back to N samples on the bare question when none is correct;
 - `solver` the synthetic task's exact solver writing the minimal correction of the attempt;
-- `teacher` best-of-N samples from another engine (a bigger model, a remote endpoint).
+- `teacher` best-of-N samples from another engine (a bigger model, a remote endpoint);
+- `recheck` no oracle at all: the model rolls out with RISE's evaluation feedback ("incorrect" after
+           every turn, as served without an oracle), and after *every* turn, right or wrong, the
+           solver writes the re-check turn (`app/tasks/recheck.py`): verify each step of the
+           attempt, keep what is right, fix the first wrong step. So the model learns to judge its
+           own attempt instead of changing it because it was told to. `later` adds that share of
+           conversations whose attempt is itself a re-check (right, or with one slip), so that
+           turns 3+ are trained before the model writes re-checks of its own.
 
 Targets whose final answer is right but whose steps are wrong ("lucky") are dropped wherever the
 task can check steps. A turn that was already right yields a conversation whose target keeps the
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from dataclasses import dataclass, field
 
 from app.answers.protocol import Checker
@@ -28,8 +36,9 @@ from app.refine.feedback import DEFAULT_FEEDBACK, render_feedback
 from app.refine.loop import reference_oracle, refine
 from app.refine.types import RefineConfig
 from app.tasks import synthetic
+from app.tasks.recheck import corrupt_recheck, recheck
 
-SOURCES = ("self", "solver", "teacher")
+SOURCES = ("self", "solver", "teacher", "recheck")
 
 
 @dataclass
@@ -42,6 +51,8 @@ class CollectConfig:
     tau: float = 0.4
     concurrency: int = 128
     seed: int = 0
+    later: float = 0.0  # recheck: extra conversations per problem whose attempt is a re-check
+    later_wrong: float = 0.4  # recheck: the share of those whose re-check has a slip
 
 
 @dataclass
@@ -55,6 +66,7 @@ class CollectStats:
     no_target: int = 0
     kept_correct: int = 0
     turn1_correct: int = 0
+    flips: dict = field(default_factory=dict)  # recheck: "t1>t2": {"right_to_wrong": n, "wrong_to_right": n}
     examples: int = 0
     by_turn_correct: dict = field(default_factory=dict)
 
@@ -95,6 +107,8 @@ async def collect(engine: Engine, problems: list[synthetic.Problem], checker: Ch
 
 async def _collect_one(engine, teacher, p: synthetic.Problem, checker: Checker, cfg: CollectConfig,
                        stats: CollectStats, seed: int) -> list[tuple[list[dict], list[float]]]:
+    if cfg.source == "recheck":
+        return await _collect_recheck(engine, p, checker, cfg, stats, seed)
     sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
     run = await refine(engine, p.question, checker, RefineConfig(max_turns=cfg.turns, window="last", sampling=sampling),
                        oracle=reference_oracle(checker, p.answer))
@@ -150,3 +164,37 @@ async def _improve(engine, teacher, p: synthetic.Problem, attempt: str, checker:
                     return s.text
                 stats.lucky_dropped += 1
     return None
+
+
+async def _collect_recheck(engine, p: synthetic.Problem, checker: Checker, cfg: CollectConfig,
+                           stats: CollectStats, seed: int) -> list[tuple[list[dict], list[float]]]:
+    """Self-mode rollouts (no oracle); after every turn the solver's re-check of that turn."""
+    sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
+    run = await refine(engine, p.question, checker, RefineConfig(max_turns=cfg.turns, window="last", sampling=sampling))
+    q = {"role": "user", "content": p.question}
+    again = {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, p.question)}
+    hi = weight(1, cfg.tau)
+    rewards = [reward(checker, t.text, p.answer) for t in run.turns]
+    stats.turns += len(run.turns)
+    for k, r in enumerate(rewards, start=1):
+        stats.by_turn_correct[f"t{k}"] = stats.by_turn_correct.get(f"t{k}", 0) + int(r == 1)
+        if k > 1:
+            flow = stats.flips.setdefault(f"t{k - 1}>t{k}", {"right_to_wrong": 0, "wrong_to_right": 0})
+            flow["right_to_wrong"] += int(rewards[k - 2] == 1 and r != 1)
+            flow["wrong_to_right"] += int(rewards[k - 2] != 1 and r == 1)
+    stats.turn1_correct += int(rewards[0] == 1)
+    examples = []
+    for t, r in zip(run.turns, rewards):
+        stats.kept_correct += int(r == 1)
+        stats.wrong_turns += int(r != 1)
+        target = recheck(p, t.text)
+        examples.append(([q, {"role": "assistant", "content": t.text}, again, {"role": "assistant", "content": target}],
+                         [0.0, weight(r, cfg.tau), 0.0, hi]))
+        stats.improved += 1
+    rng = random.Random(seed)
+    extra = int(cfg.later) + (rng.random() < cfg.later - int(cfg.later))
+    for _ in range(extra):
+        attempt = corrupt_recheck(p, rng) if rng.random() < cfg.later_wrong else recheck(p)
+        examples.append(([q, {"role": "assistant", "content": attempt}, again, {"role": "assistant", "content": recheck(p, attempt)}],
+                         [0.0, 0.0, 0.0, hi]))
+    return examples
