@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli_args import (model_dir, non_negative_float, non_negative_int, positive_float, positive_int, seed,
-                          temperature, writable_dir)
+from app.cli_args import (model_dir, non_negative_float, non_negative_int, positive_float, positive_int, readable_file,
+                          seed, temperature, writable_dir)
 from app.tasks import synthetic
 from app.training.collect import SOURCES
 
@@ -43,6 +43,9 @@ def rise_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=writable_dir, required=True)
     ap.add_argument("--source", choices=SOURCES, default="self", help="where improved turns come from")
     ap.add_argument("--teacher", type=model_dir, default=None, help="teacher model directory (for --source teacher)")
+    ap.add_argument("--from-traces", type=readable_file, default=None,
+                    help="labelled served traffic (`rise traces export --labelled-only`) instead of generated problems: "
+                         "its served turns are the first iteration's rollouts (app/training/from_traces.py)")
     ap.add_argument("--iterations", type=positive_int, default=2)
     ap.add_argument("--problems", type=positive_int, default=600, help="training problems per iteration")
     ap.add_argument("--level", choices=list(synthetic.LEVELS), default="expert")
@@ -68,4 +71,20 @@ def parse_rise(argv: list[str] | None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     if a.source == "teacher" and a.teacher is None:
         ap.error("--source teacher needs --teacher PATH")
+    if a.from_traces is not None:
+        _check_traces(ap, a)
     return a
+
+
+def _check_traces(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    from app.training.from_traces import TracesError, load_traces
+
+    if a.source not in ("self", "teacher"):
+        ap.error("--from-traces takes --source self or teacher (the other sources need generated problems)")
+    try:
+        labelled = load_traces(a.from_traces)
+    except (TracesError, OSError, UnicodeDecodeError) as e:
+        ap.error(f"--from-traces: {e}")
+    if not labelled:
+        ap.error(f"--from-traces: {a.from_traces} holds no labelled trace (a rating or a reference); export with "
+                 "`rise traces export --labelled-only` after feedback")

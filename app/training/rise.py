@@ -3,6 +3,7 @@ assistant turns, evaluate, iterate. The same `refine` loop runs inside collectio
 
     rise train rise --model models/base-synth --out models/rise-synth --source self --iterations 2
     rise train rise --model /tmp/m --out /tmp/r --problems 8 --iterations 1 --eval-limit 4 --best-of 2   # micro
+    rise train rise --model models/rise-synth --out /tmp/t --from-traces data.jsonl --iterations 1  # served traffic
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.training.args import parse_rise
 from app.training.base import base_conversation, save
 from app.training.collect import CollectConfig, collect, weight
 from app.training.data import collate, encode_example
+from app.training.from_traces import collect_traces, load_traces
 from app.training.sft import TrainConfig, train
 
 
@@ -48,14 +50,18 @@ async def run(a: argparse.Namespace) -> list[dict]:
     teacher = HFEngine(a.teacher, device=a.device, max_batch_size=a.engine_batch) if a.teacher else None
     history: list[dict] = []
     a.out.mkdir(parents=True, exist_ok=True)
+    traced = load_traces(a.from_traces) if getattr(a, "from_traces", None) else None
     for it in range(1, a.iterations + 1):
         t0 = time.monotonic()
         problems = [synthetic.generate(rng, synthetic.LEVELS[a.level], "train") for _ in range(a.problems)]
         engine = HFEngine(current, device=a.device, max_batch_size=a.engine_batch)
         cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature, tau=a.tau,
                             seed=a.seed * 100 + it)
-        with tqdm(total=len(problems), desc=f"collect {it}", mininterval=15) as bar:
-            examples, stats = await collect(engine, problems, checker, cfg, teacher, bar.update)
+        with tqdm(total=len(traced or problems), desc=f"collect {it}", mininterval=15) as bar:
+            if traced:  # served traffic: its turns are the first iteration's rollouts
+                examples, stats = await collect_traces(engine, traced, checker, cfg, teacher, it == 1, bar.update)
+            else:
+                examples, stats = await collect(engine, problems, checker, cfg, teacher, bar.update)
         await engine.aclose()
         t_collect = time.monotonic() - t0
 
