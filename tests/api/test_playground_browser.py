@@ -180,6 +180,33 @@ def test_model_output_and_answers_go_in_as_text_never_as_html(browser, traced):
         assert tab.foreign() == []  # the img's src=x was never fetched (it never existed)
 
 
+def test_the_event_stream_parser_copes_with_any_chunking(browser, traced):
+    """The page's SSE parser fed bytes split mid-character, mid-CRLF and mid-line, with comments and
+    a multi-line data field: the same events as whole."""
+    stream = ('event: delta\r\ndata: {"text":"caf\u00e9 \u2713"}\r\n\r\n: a comment\n\n'
+              'data: line one\ndata: line two\n\nevent: result\ndata: {"id":"rr-1"}\n\ndata: [DONE]\n\n')
+    raw = list(stream.encode())
+    with opened(browser, traced) as tab:
+        events = tab.page.evaluate("""async ([raw, cuts]) => {
+          const { serverSentEvents } = await import("/static/api.js");
+          const bytes = new Uint8Array(raw);
+          const out = {};
+          for (const cut of cuts) {
+            const body = new ReadableStream({ start(c) {
+              for (let i = 0; i < bytes.length; i += cut) c.enqueue(bytes.slice(i, i + cut));
+              c.close();
+            } });
+            out[cut] = [];
+            for await (const e of serverSentEvents(body)) out[cut].push([e.event, e.data]);
+          }
+          return out;
+        }""", [raw, [1, 2, 3, 7, len(raw)]])
+    expected = [["delta", '{"text":"caf\u00e9 \u2713"}'], ["message", "line one\nline two"],
+                ["result", '{"id":"rr-1"}'], ["message", "[DONE]"]]
+    for cut, got in events.items():
+        assert got == expected, cut
+
+
 def test_compare_view_runs_k_turns_beside_k_parallel_samples(browser, traced):
     with opened(browser, traced) as tab:
         page = tab.page

@@ -114,6 +114,8 @@ export async function* serverSentEvents(body) {
     for (;;) {
       const { value, done } = await reader.read();
       buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      const held = !done && buffer.endsWith("\r"); // a CR whose LF may come with the next bytes
+      if (held) buffer = buffer.slice(0, -1);
       buffer = buffer.replace(/\r\n?/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -122,6 +124,7 @@ export async function* serverSentEvents(body) {
         const parsed = parseBlock(block);
         if (parsed) yield parsed;
       }
+      if (held) buffer += "\r";
       if (done) break;
     }
   } finally {
