@@ -96,7 +96,7 @@ class StaticDecoder:
         host[0, :n], host[0, n:] = torch.as_tensor(tokens), self.pad_id
         host[1, :n], host[1, n:] = torch.as_tensor(lens), 0
         host[2, :n], host[2, n:] = host[1, :n], self.batch.trash  # padding rows write to the trash column
-        self.inputs[:, :b].copy_(host, non_blocking=True)
+        self.inputs.copy_(self._staging, non_blocking=True)  # whole (contiguous, pinned): one async copy
         self.steps += 1
         if (b, w) in self.graphs:
             graph, logits = self.graphs[(b, w)]
@@ -158,7 +158,7 @@ class StaticDecoder:
             pool = torch.cuda.graph_pool_handle()
             for b, w in keys:
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool):
+                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):  # others may run
                     logits = self._run(b, w)
                 self.graphs[(b, w)] = (graph, logits)
         except Exception as e:  # noqa: BLE001 - the static step still works without graphs

@@ -35,9 +35,15 @@ def record():
         (Path(folder) / "cuda-graphs-gpu.json").write_text(json.dumps(RECORD, indent=2))
 
 
+def started(engine: HFEngine) -> HFEngine:
+    """The engine once its scheduler has started (graphs captured): one tiny request answered."""
+    asyncio.run(engine.generate([[{"role": "user", "content": "1+1"}]], SamplingParams(max_tokens=2)))
+    return engine
+
+
 def engines(model_path, dtype: str):
-    graphs = HFEngine(model_path, device="cuda", dtype=dtype, max_batch_size=64, cuda_graphs=True)
-    eager = HFEngine(model_path, device="cuda", dtype=dtype, max_batch_size=64, cuda_graphs=False)
+    eager = started(HFEngine(model_path, device="cuda", dtype=dtype, max_batch_size=64, cuda_graphs=False))
+    graphs = started(HFEngine(model_path, device="cuda", dtype=dtype, max_batch_size=64, cuda_graphs=True))
     return graphs, eager
 
 
@@ -66,7 +72,7 @@ def test_graph_replay_gives_the_eager_paths_greedy_text_on_a_64_problem_load(mod
 
 
 def test_graph_replay_equals_transformers_generate_for_single_prompts(model_path):
-    graphs = HFEngine(model_path, device="cuda", dtype="float32", max_batch_size=64, cuda_graphs=True)
+    graphs = started(HFEngine(model_path, device="cuda", dtype="float32", max_batch_size=64, cuda_graphs=True))
     try:
         model, tok = graphs.model, graphs.tokenizer
         convs = [[{"role": "user", "content": p.question}]
