@@ -60,6 +60,10 @@ def rise_parser() -> argparse.ArgumentParser:
     ap.add_argument("--replay", type=non_negative_float, default=0.0,
                     help="add this many base-recipe conversations per collected example (all levels), "
                          "weighted like correct turns, to keep turn-1 skills from drifting")
+    ap.add_argument("--later", type=non_negative_float, default=0.0,
+                    help="recheck: extra conversations per problem whose attempt is itself a re-check (turns 3+)")
+    ap.add_argument("--later-wrong", type=non_negative_float, default=0.4,
+                    help="recheck: the share of those extra re-checks that carry a slip to fix")
     ap.add_argument("--eval-limit", type=non_negative_int, default=0, help="held-out problems to evaluate after each iteration (0: skip)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=seed, default=0)

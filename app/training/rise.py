@@ -56,7 +56,7 @@ async def run(a: argparse.Namespace) -> list[dict]:
         problems = [synthetic.generate(rng, synthetic.LEVELS[a.level], "train") for _ in range(a.problems)]
         engine = HFEngine(current, device=a.device, max_batch_size=a.engine_batch)
         cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature, tau=a.tau,
-                            seed=a.seed * 100 + it)
+                            seed=a.seed * 100 + it, later=a.later, later_wrong=a.later_wrong)
         with tqdm(total=len(traced or problems), desc=f"collect {it}", mininterval=15) as bar:
             if traced:  # served traffic: its turns are the first iteration's rollouts
                 examples, stats = await collect_traces(engine, traced, checker, cfg, teacher, it == 1, bar.update)
@@ -67,7 +67,8 @@ async def run(a: argparse.Namespace) -> list[dict]:
 
         tokenizer = AutoTokenizer.from_pretrained(current)
         model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
-        examples += _replay(rng, int(a.replay * len(examples)), weight(1, a.tau))
+        # recheck: replay first turns only (after feedback the model now re-checks instead)
+        examples += _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
         encoded = [encode_example(tokenizer, m, w) for m, w in examples]
         steps = max(1, a.epochs * len(encoded) // a.batch_size)
         tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
@@ -91,13 +92,15 @@ async def run(a: argparse.Namespace) -> list[dict]:
     return history
 
 
-def _replay(rng: random.Random, count: int, scale: float) -> list[tuple[list[dict], list[float]]]:
+def _replay(rng: random.Random, count: int, scale: float, single: bool = False) -> list[tuple[list[dict], list[float]]]:
     """Base-recipe conversations over every level (the solver's solutions), weights scaled to match
-    a correct RISE turn."""
+    a correct RISE turn; `single`: the question and its solution only."""
     levels = list(synthetic.LEVELS.values())
     out = []
     for _ in range(count):
-        msgs, w = base_conversation(rng, synthetic.generate(rng, rng.choice(levels), "train"))
+        p = synthetic.generate(rng, rng.choice(levels), "train")
+        msgs, w = base_conversation(rng, p) if not single else (
+            [{"role": "user", "content": p.question}, {"role": "assistant", "content": p.solution}], [0.0, 1.0])
         out.append((msgs, [x * scale for x in w]))
     return out
 
@@ -111,11 +114,12 @@ def _epochs(encoded, batch_size: int, epochs: int, pad_id: int, rng: random.Rand
 
 
 async def _quick_eval(model_dir: Path, a: argparse.Namespace, checker) -> dict:
-    """p1/m1 on a slice of the held-out set (the model card uses `rise eval` on 1,000 problems)."""
+    """p1/m1 on a slice of the validation split (never the test split: settings are chosen here; the
+    model card uses `rise eval` on 1,000 test problems)."""
     from app.engines.hf import HFEngine
     from app.evaluation.runner import EvalConfig, Item, evaluate
 
-    items = [Item(p.question, p.answer) for p in synthetic.problems(1234, a.eval_limit, synthetic.LEVELS[a.level])]
+    items = [Item(p.question, p.answer) for p in synthetic.problems(4321, a.eval_limit, synthetic.LEVELS[a.level], "validation")]
     engine = HFEngine(model_dir, device=a.device, max_batch_size=a.engine_batch)
     try:
         result = await evaluate(engine, items, checker, EvalConfig(turns=a.turns, seeds=(0,), temperature=a.temperature),

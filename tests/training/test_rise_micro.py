@@ -9,11 +9,12 @@ from app.answers.checker import get_checker
 from app.engines.base import SamplingParams
 from app.engines.hf import HFEngine
 from app.tasks import synthetic
+from app.tasks.recheck import recheck
 from app.training.collect import CollectConfig, collect, weight
 from app.training.rise import main
 
 
-@pytest.mark.parametrize("source", ["self", "solver"])
+@pytest.mark.parametrize("source", ["self", "solver", "recheck"])
 def test_micro_rise_produces_a_loadable_model_and_metrics(tmp_path, model_path, source):
     out = tmp_path / f"rise-{source}"
     assert main(["--model", str(model_path), "--out", str(out), "--source", source, "--problems", "6",
@@ -54,3 +55,31 @@ def test_collected_examples_are_weighted_by_reward(model_path):
         if len(msgs) == 4 and msgs[1]["content"] != msgs[3]["content"]:  # a correction: the wrong attempt weighs 1 or less
             assert w[1] <= 1.0
     assert weight(0, 0.4) == 1.0 and weight(-1, 0.4) < 0.1 < 12 < hi < 12.2
+
+
+def test_recheck_collection_needs_no_oracle_and_rechecks_every_turn(model_path):
+    """Self-mode rollouts (the feedback says "incorrect" after every turn, right or wrong); each turn,
+    right or wrong, is followed by the solver's re-check of exactly that attempt."""
+    async def go():
+        engine = HFEngine(model_path, max_batch_size=16)
+        try:
+            probs = synthetic.problems(3, 6, synthetic.LEVELS["expert"], "train")
+            out = await collect(engine, probs, get_checker("synthetic"),
+                                CollectConfig(source="recheck", turns=2, temperature=1.0, seed=1, tau=0.4, later=1.0))
+            return probs, out
+        finally:
+            await engine.aclose()
+
+    probs, (examples, stats) = asyncio.run(go())
+    assert stats.turns == 12 and len(examples) == 12 + 6  # every turn, plus one later-turn conversation each
+    by_question = {p.question: p for p in probs}
+    hi = weight(1, 0.4)
+    for msgs, w in examples:
+        p = by_question[msgs[0]["content"]]
+        assert len(msgs) == 4 and "incorrect" in msgs[2]["content"]
+        assert msgs[3]["content"] == recheck(p, msgs[1]["content"]) and w[3] == pytest.approx(hi)
+        right = synthetic.ANSWER_RE.search(msgs[1]["content"] or "")
+        if w[1] > 1.5:  # the attempt in context weighs exp(r/τ): only a right one weighs more than 1
+            assert right and right.group(1) == p.answer
+    assert sum(stats.by_turn_correct.values()) == stats.kept_correct
+    assert set(stats.flips) == {"t1>t2"}
