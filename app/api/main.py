@@ -24,6 +24,7 @@ from app.api.routes import metrics as metrics_routes
 from app.api.routes import refinements
 from app.config import Settings
 from app.engines.base import Engine
+from app.verifiers.registry import Verifiers
 from app.traces.service import start_writer
 
 log = logging.getLogger("rise.api")
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         finally:
             app.state.draining = True
             await app.state.check_pool.aclose()
+            await app.state.verifiers.aclose()
             if app.state.traces is not None:  # what is queued is written (or counted as dropped)
                 await asyncio.to_thread(app.state.traces.close, 10.0)
             if loader is not None and not loader.done():
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine_failures = 0
     app.state.api_keys = [k.encode() for k in settings.accepted_keys()]
     app.state.check_pool = CheckPool(settings.answer_check_workers, settings.answer_check_timeout_s)
+    app.state.verifiers = Verifiers(settings.verifiers)  # one pooled client for the operator's verifier endpoints
     app.state.traces = None  # the trace writer, started with the app when RISE_TRACES_URL is set
     app.state.deadlines = weakref.WeakSet()  # running refinements' deadlines (draining shortens them)
     errors.install(app)
