@@ -61,6 +61,22 @@ def bucket(n: int, buckets: Sequence[int]) -> int:
     raise ValueError(f"{n} exceeds the largest bucket {buckets[-1]}")
 
 
+def static_decoder(forward: Forward, shapes: list[tuple[int, int]], dtype: torch.dtype, device: torch.device,
+                   context: int, max_rows: int, pad_id: int, capture: bool) -> "StaticDecoder | None":
+    """The static decoder for the engine (its graphs captured when `capture`), or None (the eager
+    step, said in the log) when its full-size KV buffers would take more than half the free GPU memory."""
+    rows = batch_buckets(max_rows)[-1]
+    need = sum(2 * rows * heads * (context + 1) * dim for heads, dim in shapes) * torch.empty((), dtype=dtype).element_size()
+    if device.type == "cuda" and need > torch.cuda.mem_get_info(device)[0] / 2:
+        log.warning("static decode off: its KV buffers (%d slots x %d columns) need %.0f MiB, over half the free GPU "
+                    "memory; decoding eagerly (lower RISE_MAX_BATCH_SIZE to use it)", rows, context + 1, need / 2**20)
+        return None
+    dec = StaticDecoder(forward, shapes, dtype, device, context, max_rows, pad_id)
+    if capture:
+        dec.capture()
+    return dec
+
+
 class StaticDecoder:
     """Owns a full-size `RunningBatch` and runs its decode steps at fixed shapes (graphs on CUDA)."""
 

@@ -175,12 +175,10 @@ class HFEngine:
         probe = self.model(input_ids=torch.tensor([[self.pad_id]], device=self.device), use_cache=True)
         self._kv_shapes = [(layer.keys.shape[1], layer.keys.shape[3]) for layer in getattr(probe, self._cache_kw).layers]
         if self._static_wanted:
-            from app.engines.cuda_graphs import StaticDecoder
+            from app.engines.cuda_graphs import static_decoder
 
-            self._static = StaticDecoder(self._forward, self._kv_shapes, self.model.dtype, self.device,
-                                         self._info.max_context, self.max_batch_size, self.pad_id)
-            if self._capture:
-                self._static.capture()
+            self._static = static_decoder(self._forward, self._kv_shapes, self.model.dtype, self.device,
+                                          self._info.max_context, self.max_batch_size, self.pad_id, self._capture)
         batch = self._new_batch()
         while True:
             self._flush()

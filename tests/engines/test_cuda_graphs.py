@@ -118,3 +118,11 @@ def test_static_sample_returns_tokens_and_logprobs_in_one_transfer(static):
     want = sample_next(logits, params, [row_generator(p.seed) for p in params])
     assert tokens == want.tolist()
     assert logprobs == pytest.approx(token_logprobs(logits, want, [True] * 5), abs=1e-6)
+
+
+def test_static_decode_stays_off_where_its_kv_buffers_would_not_fit(monkeypatch, caplog):
+    from app.engines import cuda_graphs
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * 2**20, 80 * 2**30))  # 100 MiB free
+    dec = cuda_graphs.static_decoder(None, [(8, 32)] * 6, torch.bfloat16, torch.device("cuda"), 1024, 64, 0, True)
+    assert dec is None and "static decode off" in caplog.text and "384 MiB" in caplog.text  # 2 x 6 x 64 x 8 x 1025 x 32 x 2 bytes
