@@ -39,6 +39,9 @@ system-deps:
 	@test -x /usr/bin/chromium || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 	    || echo "!!! could not install chromium: the playground's browser tests will be SKIPPED"; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+	    || echo "!!! could not install PostgreSQL: the trace store's PostgreSQL tests will be SKIPPED"; }
 
 test: $(STAMP) $(VLLM_STAMP) system-deps
 	$(BIN)/python -m pytest -q -rs tests
