@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.api.test_playground_harness import Q, browser, fill, opened, run, server  # noqa: F401 - fixture
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,9 @@ ReadableStreamDefaultReader.prototype.read = async function (...args) {
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory):
     db = tmp_path_factory.mktemp("traces") / "traces.db"
-    with server({"RISE_TRACES_URL": f"sqlite:///{db}", "RISE_TRACES_KEEP_REFERENCES": "true"}) as url:
+    # turns capped at 40 (default 10): a run that Stop can catch long before its end on any machine
+    with server({"RISE_TRACES_URL": f"sqlite:///{db}", "RISE_TRACES_KEEP_REFERENCES": "true",
+                 "RISE_MAX_TURNS_CAP": "40"}) as url:
         yield url
 
 
@@ -136,6 +139,45 @@ def test_early_stopping_and_confidence_votes_from_the_form(browser, traced):
         assert view.locator(".tally .votes").inner_text() == f"{stored['votes'][answer]} (weight {weight:.2f})"
 
 
+# After the first bytes of the stream, each further read waits until the test opens the gate.
+HOLD_AFTER_FIRST_READ = """
+let gate = null, opened = null;
+window.__openGate = () => opened && opened();
+const read = ReadableStreamDefaultReader.prototype.read;
+ReadableStreamDefaultReader.prototype.read = async function (...args) {
+  if (gate) await gate;
+  const result = await read.apply(this, args);
+  if (!gate) { gate = new Promise((resolve) => { opened = resolve; }); window.__held = true; }
+  return result;
+};
+"""
+
+
+def cancelled(url: str) -> float:
+    lines = [ln for ln in httpx.get(url + "/metrics").text.splitlines()
+             if ln.startswith("rise_requests_cancelled_total{") and 'route="/v1/refine"' in ln]
+    return sum(float(ln.rsplit(" ", 1)[1]) for ln in lines)
+
+
+def test_stop_ends_the_run_and_the_server_stops_its_work(browser, traced):
+    before = cancelled(traced)
+    with opened(browser, traced, init_script=HOLD_AFTER_FIRST_READ) as tab:
+        page = tab.page
+        fill(page, max_turns=40, temperature=1.0, seed=3)
+        page.click("#run")
+        page.locator("#stop:not([disabled])").wait_for()
+        page.locator("#single-view .turn").first.wait_for()  # shown from the first bytes; the rest are held
+        assert page.evaluate("window.__held === true")
+        page.click("#stop")
+        page.evaluate("window.__openGate()")
+        view = page.locator("#single-view .run[data-state=error]")
+        view.wait_for()
+        assert view.locator(".run-error").inner_text() == "stopped"
+        assert view.locator(".summary").is_hidden()
+        assert not page.locator("#run").is_disabled() and page.locator("#stop").is_disabled()
+    assert wait_for(lambda: cancelled(traced) >= before + 1, timeout=60)
+
+
 def test_errors_are_shown_readably(browser, traced):
     with opened(browser, traced) as tab:
         page = tab.page
@@ -146,7 +188,7 @@ def test_errors_are_shown_readably(browser, traced):
         [view] = run(page).all()
         assert view.get_attribute("data-state") == "error"
         assert view.locator(".run-error").inner_text() == (
-            "400 bad request: max_turns must be at most 10 (field: max_turns)")
+            "400 bad request: max_turns must be at most 40 (field: max_turns)")
         fill(page, max_turns=2, early_stop="agree", agree_turns=3)
         [view] = run(page).all()
         message = view.locator(".run-error").inner_text()
