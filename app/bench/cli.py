@@ -93,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             names.remove(name)
     # every contender in the same alternating rounds; with --duration each runs alone for that long
     groups = [[n] for n in names] if a.duration else [names]
-    for group in groups:
-        print(f"{', '.join(group)}: running ...", flush=True)
-        results = asyncio.run(run_contenders(group, a, load, common))
+    def save(results: dict) -> None:  # after each contender: a run cut short keeps what it measured
         for name, (result, answers[name]) in results.items():
             report["contenders"][name] = result
         compare(report, answers)
-        (a.out / "bench.json").write_text(json.dumps(report, indent=2))  # after each group
+        (a.out / "bench.json").write_text(json.dumps(report, indent=2))
+
+    for group in groups:
+        print(f"{', '.join(group)}: running ...", flush=True)
+        asyncio.run(run_contenders(group, a, load, common, save))
     print(table(report))
     print(f"wrote {a.out / 'bench.json'}")
     return 0
@@ -129,10 +131,11 @@ class Load:
         return len(self.questions) - self.warm
 
 
-async def run_contenders(names: list[str], a, load: Load, common: dict):
+async def run_contenders(names: list[str], a, load: Load, common: dict, save=None):
     """Start the contenders, warm each up, then run their loads in `a.rounds` alternating rounds
-    (one round when there is a single contender), then the one-client and sweep loads; returns
-    {name: (summary, final answers of the main load in problem order)}."""
+    (one round when there is a single contender), then each one's one-client and sweep loads; returns
+    {name: (summary, final answers of the main load in problem order)}, also handed to `save` as
+    each contender's summary is done."""
     from app.bench.contenders import Served
 
     contenders = {}
@@ -171,6 +174,8 @@ async def run_contenders(names: list[str], a, load: Load, common: dict):
                 result["rss_start_mb"], result["rss_end_mb"] = rss_start[name], c.rss_mb()
                 result["rss_peak_mb"], result["rss_timeline_mb"] = c.rss_mb("VmHWM"), timelines[name]
             results[name] = (result, [o.answer for o in outcomes])
+            if save is not None:
+                save(results)
         return results
     finally:
         for c in contenders.values():
