@@ -3,10 +3,12 @@
 - `eager`: the reference step (app/engines/hf.py `_step`: masks and plan built per step, exact widths);
 - `static`: the static-shape step (app/engines/cuda_graphs.py) run without graphs;
 - `graphs`: the static step replayed as CUDA graphs (CUDA only);
-- `compiled`: the static step's forward under `torch.compile` (the CPU question of issue 16).
+- `compiled`: the static step's forward under `torch.compile` (the CPU question of issue 16), one
+  compilation per shape; `compiled-dynamic` the same with dynamic shapes (one compilation).
 
 A step here is the forward over every row plus the greedy choice and the one host transfer of the
 tokens (what the engine pays per step before its per-row Python). Rows sit at `--context` tokens.
+The paths take turns in `--blocks` blocks per batch size (a drift in the machine's speed hits all).
 
     python scripts/gpu_decode_step.py --device cuda --batch 1 8 32 64 --paths eager graphs --out step.json
     python scripts/gpu_decode_step.py --device cpu --batch 1 8 32 --paths eager static compiled --iters 30
@@ -31,7 +33,7 @@ from app.engines.cuda_graphs import StaticDecoder, sample_on_device  # noqa: E40
 from app.engines.hf import HFEngine  # noqa: E402
 from app.engines.hf_batch import Plan, RunningBatch, slot_mask  # noqa: E402
 
-PATHS = ("eager", "static", "graphs", "compiled")
+PATHS = ("eager", "static", "graphs", "compiled", "compiled-dynamic")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32, 64])
     ap.add_argument("--paths", nargs="+", choices=PATHS, default=["eager", "graphs"])
     ap.add_argument("--context", type=int, default=200, help="tokens already in each row's slot")
-    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--iters", type=int, default=200, help="timed steps per path and batch size")
+    ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="write the figures here as JSON")
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
@@ -53,15 +56,29 @@ def main(argv: list[str] | None = None) -> dict:
               "torch": torch.__version__, "threads": torch.get_num_threads(), "model": Path(a.model).name,
               "dtype": str(engine.model.dtype).removeprefix("torch."), "context": a.context, "iters": a.iters,
               "step_ms": {}}
+    steps = {}
     for path in a.paths:
         if path == "graphs" and not (engine._static and engine._static.graphs):
             report["step_ms"][path] = "no graphs (CUDA only)"
             continue
-        step, setup_s = make_step(path, engine, max(a.batch), device)
+        steps[path], setup_s = make_step(path, engine, max(a.batch), device)
         report["step_ms"][path] = {"setup_s": round(setup_s, 2)}
-        for n in a.batch:
-            report["step_ms"][path][n] = time_step(step, n, a.context, a.iters, device)
-            print(f"{path:<9} batch {n:>3}: {report['step_ms'][path][n]} ms", flush=True)
+    for n in a.batch:
+        tokens, lens = [5] * n, [a.context] * n
+        times: dict[str, list[float]] = {p: [] for p in steps}
+        for p, step in steps.items():  # warm-up (a compiled step compiles here)
+            t0 = time.perf_counter()
+            for _ in range(3):
+                step(tokens, lens)
+            report["step_ms"][p].setdefault("warmup_s", {})[n] = round(time.perf_counter() - t0, 2)
+        for _ in range(a.blocks):
+            for p, step in steps.items():
+                times[p] += time_steps(step, tokens, lens, max(1, a.iters // a.blocks))
+        for p in steps:
+            t = sorted(times[p])
+            report["step_ms"][p][n] = {"median": round(statistics.median(t), 3), "p10": round(t[len(t) // 10], 3),
+                                       "p90": round(t[len(t) * 9 // 10], 3)}
+            print(f"{p:<17} batch {n:>3}: {report['step_ms'][p][n]} ms", flush=True)
     asyncio.run(engine.aclose())
     if a.out:
         a.out.write_text(json.dumps(report, indent=2))
@@ -87,27 +104,22 @@ def make_step(path: str, engine: HFEngine, rows: int, device: torch.device):
         dec = engine._static
     else:
         forward = engine._forward
-        if path == "compiled":
-            forward = torch.compile(forward, dynamic=False)
+        if path.startswith("compiled"):
+            forward = torch.compile(forward, dynamic=path == "compiled-dynamic")
         dec = StaticDecoder(forward, engine._kv_shapes, engine.model.dtype, device, engine.info.max_context, rows,
                             engine.pad_id)
     return (lambda tokens, lens: sample_on_device(dec.decode(tokens, lens), None, None, None).tolist()), \
         time.perf_counter() - start
 
 
-def time_step(step, n: int, context: int, iters: int, device: torch.device) -> dict:
-    tokens, lens = [5] * n, [context] * n
-    start = time.perf_counter()
-    for _ in range(3):  # warm-up (a compiled step compiles here)
-        step(tokens, lens)
-    warm_s = time.perf_counter() - start
+def time_steps(step, tokens: list[int], lens: list[int], iters: int) -> list[float]:
+    """Milliseconds of each of `iters` steps (each ends in a host transfer: the step is done)."""
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
-        step(tokens, lens)  # ends in a host transfer: the step is done
+        step(tokens, lens)
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"median": round(statistics.median(times), 3), "p10": round(sorted(times)[len(times) // 10], 3),
-            "p90": round(sorted(times)[len(times) * 9 // 10], 3), "warmup_s": round(warm_s, 2)}
+    return times
 
 
 if __name__ == "__main__":
