@@ -19,6 +19,8 @@ import asyncio
 import json
 import math
 import re
+import threading
+import time
 from typing import Any, Callable, Literal
 
 import regex
@@ -122,12 +124,15 @@ class JsonSchema(BaseModel):
             raise CheckTimeout(f"schema validation ran longer than {SCHEMA_TIMEOUT_S}s") from None
 
     def _is_valid(self, instance) -> bool:
+        _budget.until = time.monotonic() + SCHEMA_TIMEOUT_S  # this worker thread stops there (_capped)
         try:
             return next(self._validator.iter_errors(instance), None) is None
         except CheckTimeout:
             raise
         except Exception as e:  # noqa: BLE001 - e.g. a $ref that cannot be resolved
             raise CheckFailed(f"schema validation failed: {type(e).__name__}") from None
+        finally:
+            _budget.until = math.inf
 
 
 def _unfenced(text: str) -> str:
@@ -163,9 +168,26 @@ def _check_pattern(p: str) -> None:
         raise ValueError(f"pattern {p[:100]!r}: {e}") from None
 
 
+_budget = threading.local()  # .until: when the validation running on this thread must stop
+
+
+def _capped(keyword):
+    """A keyword's check that first stops the validation once its thread's time is up: a schema
+    can make the work exponential (`anyOf` of two `$ref`s to the next level, 40 levels deep), and a
+    worker thread cannot be cancelled from outside, so it checks its own clock at every keyword."""
+
+    def check(validator, value, instance, schema):
+        if time.monotonic() > getattr(_budget, "until", math.inf):
+            raise CheckTimeout(f"schema validation ran longer than {SCHEMA_TIMEOUT_S}s")
+        return keyword(validator, value, instance, schema)
+
+    return check
+
+
 def _guarded(cls):
     """The validator class with `pattern` and `patternProperties` run by the `regex` module under a
-    time cap (jsonschema's own use `re`, which cannot be stopped)."""
+    time cap (jsonschema's own use `re`, which cannot be stopped), and every keyword under the
+    validation's time cap (`_capped`)."""
 
     def pattern(validator, p, instance, schema):
         if validator.is_type(instance, "string") and not patterns.search(patterns.compile_pattern(p), instance):
@@ -180,7 +202,8 @@ def _guarded(cls):
                 if patterns.search(compiled, k):
                     yield from validator.descend(v, subschema, path=k, schema_path=p)
 
-    return validators.extend(cls, {"pattern": pattern, "patternProperties": pattern_properties})
+    keywords = {**cls.VALIDATORS, "pattern": pattern, "patternProperties": pattern_properties}
+    return validators.extend(cls, {name: _capped(check) for name, check in keywords.items()})
 
 
 class Contains(BaseModel):

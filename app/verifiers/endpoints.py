@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BUILTIN_NAMES = ("numeric", "regex", "json_schema", "contains")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_HOST = re.compile(r"[A-Za-z0-9._:-]+")  # a name (an IDN as xn--), an IPv4 or an IPv6 address
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name
 _RESERVED_HEADERS = {"content-length", "content-type", "host", "transfer-encoding", "connection"}
 
@@ -37,6 +38,10 @@ class VerifierEndpoint(BaseModel):
             raise ValueError("url is not a valid URL") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError("url must be an http:// or https:// URL with a host")
+        if not _HOST.fullmatch(url.raw_host.decode("ascii", "replace")):  # a space (taken as %20): every call fails
+            raise ValueError("url's host is not a host name or an IP address")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError("url's port is not between 1 and 65535")
         return v
 
     @field_validator("headers")

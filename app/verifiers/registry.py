@@ -10,6 +10,7 @@ feedback never reach a label or a log line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from app import metrics
 from app.refine.oracles import UNCHECKED, Oracle, Verdict
 from app.verifiers.builtin import BUILTINS
 from app.verifiers.endpoints import VerifierEndpoint
-from app.verifiers.errors import Unchecked, VerifierError
+from app.verifiers.errors import CheckTimeout, Unchecked, VerifierError
 from app.verifiers.remote import RemoteVerifier
 
 log = logging.getLogger("rise.verifiers")
@@ -51,7 +52,7 @@ class Verifiers:
             inner = RemoteVerifier(self.endpoints[name], self.client, params, deadline)
         else:
             raise VerifierError("name", f"unknown verifier {name!r}; this server offers: {', '.join(self.names())}")
-        return Measured(name, inner)
+        return Measured(name, inner, deadline)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -68,15 +69,16 @@ class Verifiers:
 
 
 class Measured:
-    """An oracle whose calls are counted and timed under `name`; a call with no verdict is unchecked."""
+    """An oracle whose calls are counted and timed under `name`; a call with no verdict (or none
+    before the request's `deadline`: a built-in check waits for a worker thread) is unchecked."""
 
-    def __init__(self, name: str, inner: Oracle) -> None:
-        self.name, self.inner = name, inner
+    def __init__(self, name: str, inner: Oracle, deadline=None) -> None:
+        self.name, self.inner, self.deadline = name, inner, deadline
 
     async def judge(self, question: str, answer: str | None, text: str, turn: int) -> Verdict:
         start = time.monotonic()
         try:
-            verdict = await self.inner.judge(question, answer, text, turn)
+            verdict = await self._within_deadline(self.inner.judge(question, answer, text, turn))
             outcome = "correct" if verdict.correct else "incorrect"
         except Unchecked as e:
             verdict, outcome = UNCHECKED, e.outcome
@@ -87,6 +89,14 @@ class Measured:
         metrics.VERIFIER_CALLS.labels(self.name, outcome).inc()
         metrics.VERIFIER_LATENCY.labels(self.name).observe(time.monotonic() - start)
         return verdict
+
+    async def _within_deadline(self, work):
+        if self.deadline is None:
+            return await work
+        try:
+            return await self.deadline.run(work)
+        except asyncio.TimeoutError:
+            raise CheckTimeout("the request's deadline passed before the check ended") from None
 
 
 def _first_problem(e: ValidationError) -> tuple[str, str]:
