@@ -7,7 +7,7 @@ over with `submit` (never blocks, never raises) and written by one thread, in ba
   `unavailable`, `error`. Drops are logged at most once a minute, never the trace's content.
 - `health()` says `ok` or `degraded` (the last write failed, or traces were dropped in the last
   minute) for `/ready`, which stays 200: serving never depends on the store.
-- Retention (`max_rows`, `max_age_s`) is enforced after every batch.
+- Retention (`max_rows`, `max_age_s`) is enforced after every batch, and once a minute when idle.
 - `wait_written(id)` lets a read on this process wait for its own pending write; `flush()` waits
   for everything submitted so far (stored or dropped).
 
@@ -50,6 +50,7 @@ class TraceWriter:
         self._last_drop = 0.0
         self._failing: str | None = None  # the reason the last write failed, until one succeeds
         self.written = 0
+        self._last_prune = time.monotonic()
 
     # the event loop's side ------------------------------------------------------------------
 
@@ -118,6 +119,7 @@ class TraceWriter:
                 batch = [self._queue.get(timeout=0.5)]
             except queue.Empty:
                 self._report()
+                self._idle_prune()
                 continue
             while len(batch) < BATCH:
                 try:
@@ -154,8 +156,19 @@ class TraceWriter:
         if self.on_written:
             self.on_written(len(batch))
         try:
+            self._last_prune = time.monotonic()
             self.store.prune(self.max_rows, self.max_age_s)
         except Exception as e:  # noqa: BLE001 - the rows are stored; the next batch prunes again
+            log.debug("trace retention failed: %s", _summary(e))
+
+    def _idle_prune(self) -> None:
+        """Without traffic, rows still age out: retention runs at least once a minute."""
+        if time.monotonic() - self._last_prune < LOG_EVERY_S:
+            return
+        self._last_prune = time.monotonic()
+        try:
+            self.store.prune(self.max_rows, self.max_age_s)
+        except Exception as e:  # noqa: BLE001 - a store that is down is reported by the writes
             log.debug("trace retention failed: %s", _summary(e))
 
     def _settle(self, batch: list[dict]) -> None:
