@@ -46,6 +46,12 @@ class Verifiers:
                 field, message = _first_problem(e)
                 raise VerifierError(field, message) from None
         elif name in self.endpoints:
+            for key, value in params.items():  # what the call will send must be JSON: no NaN or Infinity
+                try:
+                    json.dumps(value, allow_nan=False)
+                except ValueError:
+                    raise VerifierError(key, "NaN and Infinity are not JSON; the verifier could not be sent them") \
+                        from None
             if len(json.dumps(params)) > MAX_PARAMS_CHARS:
                 raise VerifierError("name", f"the parameters of {name!r} are longer than {MAX_PARAMS_CHARS} "
                                             "characters as JSON")

@@ -7,6 +7,8 @@
   the request answered after its 1 s cap, but the worker thread went on for hours, burning a core,
   growing to gigabytes, starving every other built-in check of worker threads (and the request
   deadline did not bound them) and holding up shutdown;
+- a verifier's parameters holding NaN or Infinity (Starlette reads them, the call cannot send them)
+  failed every call as the operator's verifier's `error`;
 - a verifier URL httpx accepts but cannot call (a space in the host, port 99999) started the server.
 
     .venv/bin/python -m pytest -q tests/api/test_verifiers_hostile.py
@@ -30,6 +32,7 @@ from app.verifiers.registry import Verifiers
 from tests.api.test_metrics import scrape
 from tests.api.test_verifiers import Q, _env, calls, refine
 from tests.servers import ROOT, free_port, start_server, stop_server
+from tests.verifier_server import VerifierServer
 
 HIDDEN_REPEATS = [r"(?x)(a{400}) {400}", r"(a{400})(?#a comment){400}", "(?x)(a{400})# a comment\n{400}",
                   r"(?x)(a{400}){400, 400}", "(?x)(a{400}){400,# a comment}\n400}", r"(?ix:(a {400}) {400})"]
@@ -89,19 +92,25 @@ def test_a_built_in_check_gives_no_verdict_past_the_requests_deadline(monkeypatc
 
 
 @pytest.fixture(scope="module")
-def served():
-    proc, url, log = start_server()
+def verifier():
+    with VerifierServer() as v:
+        yield v
+
+
+@pytest.fixture(scope="module")
+def served(verifier):
+    proc, url, log = start_server({"RISE_VERIFIERS": json.dumps(verifier.endpoints())})
     yield proc, url, log
     stop_server(proc)
 
 
-@pytest.mark.parametrize("verifier", [{"name": "regex", "pattern": HIDDEN_REPEATS[0]},
-                                      {"name": "json_schema", "schema": {"type": "string", "pattern": HIDDEN_REPEATS[1]}}])
-def test_a_hidden_nested_repeat_is_a_400_naming_the_field(served, verifier):
+@pytest.mark.parametrize("spec", [{"name": "regex", "pattern": HIDDEN_REPEATS[0]},
+                                  {"name": "json_schema", "schema": {"type": "string", "pattern": HIDDEN_REPEATS[1]}}])
+def test_a_hidden_nested_repeat_is_a_400_naming_the_field(served, spec):
     _, url, _ = served
-    r = httpx.post(f"{url}/v1/refine", json={"question": Q, "verifier": verifier, "max_turns": 1}, timeout=60)
+    r = httpx.post(f"{url}/v1/refine", json={"question": Q, "verifier": spec, "max_turns": 1}, timeout=60)
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["param"] == f"verifier.{'pattern' if verifier['name'] == 'regex' else 'schema'}"
+    assert r.json()["error"]["param"] == f"verifier.{'pattern' if spec['name'] == 'regex' else 'schema'}"
 
 
 def test_a_schema_bomb_leaves_the_server_idle_once_it_has_answered(served):
@@ -118,6 +127,20 @@ def test_a_schema_bomb_leaves_the_server_idle_once_it_has_answered(served):
     start = time.monotonic()  # and the other built-in checks still get a worker thread
     assert refine(url, verifier={"name": "regex", "pattern": "31"}, max_turns=1, timeout=10)["stop_reason"] == "correct"
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "[1, -Infinity]"])
+def test_parameters_that_are_not_json_are_a_400_not_a_verifier_error(served, verifier, value):
+    """Starlette reads NaN and Infinity; the call's JSON cannot carry them (it failed as the
+    operator's verifier's `error`, with an ERROR log line, on every turn)."""
+    _, url, _ = served
+    before, calls_before = scrape(url), len(verifier.calls)
+    body = '{"question": "%s", "max_turns": 2, "verifier": {"name": "judge", "expected": %s}}' % (Q, value)
+    r = httpx.post(f"{url}/v1/refine", content=body, headers={"content-type": "application/json"}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "verifier.expected", r.text
+    assert len(verifier.calls) == calls_before
+    assert calls(scrape(url), "rise_verifier_calls_total", name="judge", outcome="error") \
+        == calls(before, "rise_verifier_calls_total", name="judge", outcome="error")
 
 
 def _cpu_seconds(pid: int) -> float:
