@@ -27,12 +27,26 @@ from app.verifiers.remote import RemoteVerifier
 
 log = logging.getLogger("rise.verifiers")
 MAX_PARAMS_CHARS = 16_000
+_ENDPOINT_URLS: set[str] = set()  # every configured endpoint's URL, as httpx writes it
+
+
+class _NoEndpointCalls(logging.Filter):
+    """httpx logs each request's URL at INFO; an endpoint's URL may hold a key (`user:password@`,
+    `?key=`), and each call is already counted and timed in metrics: those lines are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) > 1 and str(args[1]) in _ENDPOINT_URLS)
+
+
+logging.getLogger("httpx").addFilter(_NoEndpointCalls())
 
 
 class Verifiers:
     def __init__(self, endpoints: dict[str, VerifierEndpoint] | None = None) -> None:
         self.endpoints = dict(endpoints or {})
         self._client: httpx.AsyncClient | None = None
+        _ENDPOINT_URLS.update(str(httpx.URL(e.url)) for e in self.endpoints.values())
 
     def names(self) -> list[str]:
         return [*BUILTINS, *sorted(self.endpoints)]

@@ -9,6 +9,7 @@
   deadline did not bound them) and holding up shutdown;
 - a verifier's parameters holding NaN or Infinity (Starlette reads them, the call cannot send them)
   failed every call as the operator's verifier's `error`;
+- httpx logged every verifier call's URL at INFO, a key in its userinfo or query included;
 - a verifier URL httpx accepts but cannot call (a space in the host, port 99999) started the server.
 
     .venv/bin/python -m pytest -q tests/api/test_verifiers_hostile.py
@@ -99,7 +100,9 @@ def verifier():
 
 @pytest.fixture(scope="module")
 def served(verifier):
-    proc, url, log = start_server({"RISE_VERIFIERS": json.dumps(verifier.endpoints())})
+    endpoints = verifier.endpoints()
+    endpoints["keyed"] = {"url": verifier.url.replace("//", "//zq-user:zq-urlpass@") + "/wrong?key=zq-urlkey"}
+    proc, url, log = start_server({"RISE_VERIFIERS": json.dumps(endpoints)})
     yield proc, url, log
     stop_server(proc)
 
@@ -141,6 +144,15 @@ def test_parameters_that_are_not_json_are_a_400_not_a_verifier_error(served, ver
     assert len(verifier.calls) == calls_before
     assert calls(scrape(url), "rise_verifier_calls_total", name="judge", outcome="error") \
         == calls(before, "rise_verifier_calls_total", name="judge", outcome="error")
+
+
+def test_a_verifier_url_holding_a_key_stays_out_of_the_log(served):
+    """httpx wrote every call's URL at INFO (the default level), userinfo and query included."""
+    _, url, log = served
+    refine(url, verifier={"name": "keyed"}, max_turns=1)
+    text = log.read_text()
+    for secret in ("zq-urlpass", "zq-urlkey", "zq-user"):
+        assert secret not in text, secret
 
 
 def _cpu_seconds(pid: int) -> float:
