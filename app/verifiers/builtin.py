@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal
 
 import regex
 from jsonschema import SchemaError, ValidationError, validators
+from referencing import Registry
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from app.refine.oracles import Verdict
@@ -107,7 +108,8 @@ class JsonSchema(BaseModel):
         return v
 
     def model_post_init(self, _context) -> None:
-        self._validator = _guarded(validators.validator_for(self.json_schema))(self.json_schema)
+        # an empty registry: a $ref can only point inside the schema, never fetch a URL or a file
+        self._validator = _guarded(validators.validator_for(self.json_schema))(self.json_schema, registry=Registry())
 
     async def judge(self, question: str, answer: str | None, text: str, turn: int) -> Verdict:
         subject = answer if self.on == "answer" else _unfenced(text)

@@ -42,6 +42,8 @@ class VerifierEndpoint(BaseModel):
             raise ValueError("url's host is not a host name or an IP address")
         if url.port is not None and not 0 < url.port < 65536:
             raise ValueError("url's port is not between 1 and 65535")
+        if url.userinfo:  # httpx would send them as Basic auth over the configured Authorization header
+            raise ValueError("url must not hold credentials (user:password@): put them in headers")
         return v
 
     @field_validator("headers")

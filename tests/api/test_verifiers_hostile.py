@@ -169,3 +169,44 @@ def test_rise_serve_exits_2_on_a_verifier_url_that_cannot_be_called(url, named):
     assert r.returncode == 2, (r.returncode, r.stderr[-500:])
     assert "verifiers.grader.url" in r.stderr and named in r.stderr, r.stderr[-500:]
     assert "zq-hostile-secret" not in r.stderr
+
+
+def test_a_verifier_url_with_credentials_is_refused_at_configuration():
+    """httpx would send user:password@ as Basic auth, replacing the operator's Authorization header."""
+    from pydantic import ValidationError
+
+    from app.verifiers.endpoints import VerifierEndpoint
+
+    with pytest.raises(ValidationError, match="credentials"):
+        VerifierEndpoint(url="http://user:secret@127.0.0.1:9/v")
+
+
+def test_a_schema_ref_never_fetches_through_the_registry():
+    """Even a $ref the request-time check would let through resolves only inside the schema: the
+    validator's registry is empty, so a remote reference is never retrieved."""
+    import http.server
+
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            body = b'{"type": "integer"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check = builtin.JsonSchema.model_construct(json_schema={"$ref": f"http://127.0.0.1:{server.server_port}/s.json"})
+        check.model_post_init(None)
+        with pytest.raises(Exception):  # noqa: B017 - referencing's Unresolvable, whatever its wrapper
+            list(check._validator.iter_errors(1))
+        assert hits == []
+    finally:
+        server.shutdown()
