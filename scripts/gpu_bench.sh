@@ -43,8 +43,8 @@ else
   PY=${PY:-python3}; DEVICE=cuda
   : "${OUT:?OUT must name the folder whose files come back}"
   STEP="--batch 1 8 32 64 --iters 200 --paths eager graphs"
-  BENCH="--clients 32 --requests 192 --naive-requests 6 --rounds 2 --one-client-requests 4 --max-batch-size 64
-         --sweep-clients 64 128 --sweep-requests 256 --contenders naive raw raw-eager rise-serve"
+  BENCH="--clients 32 --requests 128 --naive-requests 6 --rounds 2 --one-client-requests 4 --max-batch-size 64
+         --sweep-clients 64 128 --sweep-requests 192 --contenders naive raw raw-eager rise-serve"
   TESTS=tests/engines/test_cuda_graphs_gpu.py
   if compgen -G ".whl/*.whl" >/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
