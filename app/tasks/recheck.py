@@ -2,13 +2,15 @@
 
 A first turn is the short solution ("47*38=1786. 1786-25=1761. The answer is 1761."). Told it is
 wrong, the model re-checks: it recomputes every step with arithmetic it does reliably, splitting
-each product by a two-digit number into a one-digit product and a tens product, and marks a step of
-the previous attempt it found wrong:
+each product by a two-digit number into a tens product and a one-digit product, in one expression
+so that each part is computed right beside its operands:
 
-    47*38: 47*8=376. 470*3=1410. 1410+376=1786 (not 1686). 1786-25=1761. The answer is 1761.
+    47*38=470*3+47*8=1410+376=1786. 1786-25=1761. The answer is 1761.
 
-All steps are in the `a op b = c` form the solver parses; a right attempt is re-checked the same way
-and keeps its answer. The exact solver writes these turns for training (`recheck`); the model learns
+A right attempt is re-checked the same way and keeps its answer; a wrong one comes out fixed from
+its first wrong step on. (A first version wrote the parts on lines of their own, "47*8=376.
+470*3=1410. 1410+376=1786."; the 4.9M model learned the parts but, after "1410+", copied an operand
+from the question, as every first-turn step does: see docs/results.) The exact solver writes these turns for training (`recheck`); the model learns
 to write them itself (`rise train rise --source recheck`).
 
     python -m app.tasks.recheck   # prints a wrong attempt and its re-check
@@ -18,20 +20,13 @@ from __future__ import annotations
 
 import random
 
-from app.tasks.synthetic import Problem, Step, parse_steps
+from app.tasks.synthetic import Problem, Step
 
 
 def recheck(problem: Problem, attempt: str | None = None) -> str:
-    """The re-check turn after `attempt`: the problem's exact steps, products split, and the first
-    wrong step of the attempt marked with the value the attempt gave."""
-    previous = parse_steps(attempt or "")
-    parts = []
-    for i, step in enumerate(problem.steps):
-        seen = previous[i] if i < len(previous) else None
-        wrong = seen is not None and (seen.left, seen.op, seen.operand) == (step.left, step.op, step.operand) \
-            and seen.result != step.result
-        parts.append(_checked(step, seen.result if wrong else None))
-    return " ".join(parts) + f" The answer is {problem.answer}."
+    """The re-check turn after `attempt` (right or wrong): the problem's exact steps, products split.
+    `attempt` is what is being checked; the re-check does not depend on it beyond that."""
+    return " ".join(_checked(step) for step in problem.steps) + f" The answer is {problem.answer}."
 
 
 def corrupt_recheck(problem: Problem, rng: random.Random) -> str:
@@ -48,22 +43,20 @@ def corrupt_recheck(problem: Problem, rng: random.Random) -> str:
             parts.append(text)
             continue
         result = value + k if op == "+" else value - k if op == "-" else value * k
-        parts.append(_checked(Step(value, op, k, result), None))
+        parts.append(_checked(Step(value, op, k, result)))
         value = result
     return " ".join(parts) + f" The answer is {value}."
 
 
-def _checked(step: Step, was: int | None) -> str:
-    note = f" (not {was})" if was is not None else ""
+def _checked(step: Step) -> str:
     if step.op != "*" or step.operand < 10:
-        return f"{step.left}{step.op}{step.operand}={step.result}{note}."
+        return f"{step.left}{step.op}{step.operand}={step.result}."
     tens, units = divmod(step.operand, 10)
-    head = f"{step.left}*{step.operand}:"
     big = step.left * 10 * tens
     if units == 0:
-        return f"{head} {step.left * 10}*{tens}={big}{note}."
+        return f"{step.left}*{step.operand}={step.left * 10}*{tens}={big}."
     small = step.left * units
-    return f"{head} {step.left}*{units}={small}. {step.left * 10}*{tens}={big}. {big}+{small}={big + small}{note}."
+    return f"{step.left}*{step.operand}={step.left * 10}*{tens}+{step.left}*{units}={big}+{small}={big + small}."
 
 
 def _checked_wrong(left: int, k: int, rng: random.Random) -> tuple[str, int]:
@@ -80,10 +73,9 @@ def _checked_wrong(left: int, k: int, rng: random.Random) -> tuple[str, int]:
     total = big_w + small_w if total is None else total
     if total == big + small:
         total += 10
-    head = f"{left}*{k}:"
     if units == 0:
-        return f"{head} {left * 10}*{tens}={total}.", total
-    return f"{head} {left}*{units}={small_w}. {left * 10}*{tens}={big_w}. {big_w}+{small_w}={total}.", total
+        return f"{left}*{k}={left * 10}*{tens}={total}.", total
+    return f"{left}*{k}={left * 10}*{tens}+{left}*{units}={big_w}+{small_w}={total}.", total
 
 
 if __name__ == "__main__":
