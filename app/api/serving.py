@@ -64,6 +64,10 @@ def checker_and_oracle(state, opts, deadline, prefix: str = "") -> tuple[PooledC
     its oracle: its reference, or its verifier (checked now: a bad one is a 400 naming the field)."""
     settings: Settings = state.settings
     checks = PooledChecks(get_checker(opts.task or settings.task), state.check_pool, deadline)
+    if opts.early_stop != "none" and (opts.reference or opts.verifier is not None):
+        raise ApiError(400, f"{prefix}early_stop applies only without an oracle: with a {prefix}reference or "
+                            f"{prefix}verifier the loop stops at the first correct turn (leave early_stop out)",
+                       f"{prefix}early_stop")
     if opts.verifier is None:
         return checks, (reference_oracle(checks, opts.reference) if opts.reference else None)
     if opts.reference:

@@ -114,6 +114,8 @@ def rise_options(settings: Settings, body: ChatCompletionRequest) -> RefineOptio
     rule = settings.effort(body.reasoning_effort)
     given = {k for k in body.rise.model_fields_set if getattr(body.rise, k) is not None}  # null: the default
     update = {k: v for k, v in rule.model_dump(exclude_none=True).items() if k not in given}
+    if body.rise.reference or body.rise.verifier is not None:
+        update.pop("early_stop", None)  # an oracle stops at the first correct turn: the level's rule has no place
     opts = body.rise.model_copy(update=update)
     if "early_stop" not in given and opts.early_stop == "agree" and (opts.max_turns or 1) < opts.agree_turns:
         opts = opts.model_copy(update={"early_stop": "none"})  # too few turns for the level's rule to apply
