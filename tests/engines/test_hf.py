@@ -39,8 +39,9 @@ async def _one(engine, q, params):
 
 async def test_seeded_sampling_is_reproducible_and_independent_of_batch(engine):
     params = SamplingParams(temperature=1.5, max_tokens=60, seed=123, n=3)
-    a = await engine.generate([conv(QUESTIONS[0])], params)
-    b, _ = await asyncio.gather(engine.generate([conv(QUESTIONS[0])], params),
+    hard = synthetic.problems(11, 1, synthetic.LEVELS["expert"])[0].question  # two-digit products: samples vary
+    a = await engine.generate([conv(hard)], params)
+    b, _ = await asyncio.gather(engine.generate([conv(hard)], params),
                                 engine.generate([conv(QUESTIONS[1])], params))
     assert [c.text for c in a[0]] == [c.text for c in b[0]]
     assert len({c.text for c in a[0]}) > 1  # the n samples differ from one another

@@ -12,7 +12,9 @@ from app.engines.stops import cut_at_stop, first_stop, hold_back
 from app.engines.vllm_engine import stopped_text
 from app.tasks import synthetic
 
-QUESTION = synthetic.problems(3, 1)[0].question  # greedy: "5*2=10. 10-10=0. 0+2=2. 2-1=1. The answer is 1."
+# greedy: "5*2=10. 10-10=0. 0+2=2. 2-1=1. The answer is 1." (the stop strings below are cut from it)
+QUESTION = ("Ana has 5 apples. She ends up with 2 times as many. Then she loses 10. Then she finds 2 more. "
+            "Then she gives away 1. How many apples does Ana have now?")
 TINY = [1e-45, 1e-38, 1e-30, 5e-6]
 
 
