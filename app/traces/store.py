@@ -51,10 +51,14 @@ class TraceStore:
                                         max_overflow=4, pool_timeout=busy_timeout_s,
                                         connect_args={"connect_timeout": max(1, int(busy_timeout_s))})
         self._created = False
+        self._file: tuple[int, int] | None = None  # the SQLite file's (device, inode) once created
 
     def create(self) -> None:
-        """The table, if missing (several processes may race to create it: the loser carries on)."""
-        if self._created:
+        """The table, if missing (several processes may race to create it: the loser carries on).
+        An SQLite file deleted or replaced since (its folder removed, say) is noticed here: the pool
+        is dropped and the path opened again, so that writes fail and are counted instead of going
+        on into an unlinked file that nobody can read."""
+        if self._created and not self._file_moved():
             return
         try:
             metadata.create_all(self.engine)
@@ -62,6 +66,15 @@ class TraceStore:
             if not _table_exists(self.engine):
                 raise
         self._created = True
+        if self.sqlite:
+            self._file = _file_id(make_url(self.url).database)
+
+    def _file_moved(self) -> bool:
+        if not self.sqlite or self._file is None or _file_id(make_url(self.url).database) == self._file:
+            return False
+        self.engine.dispose()
+        self._created, self._file = False, None
+        return True
 
     def close(self) -> None:
         self.engine.dispose()
@@ -110,9 +123,27 @@ class TraceStore:
         return self.get(trace_id, key_id) if done else None
 
     def delete(self, trace_id: str, key_id: str | None) -> bool:
+        """Remove the row from the store, not just from view: on SQLite the freed bytes are zeroed
+        (`secure_delete`) and the WAL, which still holds the row's earlier pages, is checkpointed
+        and truncated."""
         self.create()
         with self.engine.begin() as c:
-            return bool(c.execute(delete(traces).where(_mine(trace_id, key_id))).rowcount)
+            gone = bool(c.execute(delete(traces).where(_mine(trace_id, key_id))).rowcount)
+        if gone and self.sqlite:
+            self._truncate_wal()
+        return gone
+
+    def _truncate_wal(self) -> None:
+        """`PRAGMA wal_checkpoint(TRUNCATE)` outside any transaction (the pool's BEGIN IMMEDIATE
+        would make it fail); best effort: a reader holding an old snapshot leaves the WAL for the
+        next checkpoint."""
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.driver_connection.cursor()
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.close()
+        finally:
+            raw.close()
 
     # reads ----------------------------------------------------------------------------------
 
@@ -183,6 +214,14 @@ def _mine(trace_id: str, key_id: str | None):
     return cond if key_id is None else and_(cond, traces.c.key_id == key_id)
 
 
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _table_exists(engine: Engine) -> bool:
     from sqlalchemy import inspect
 
@@ -199,6 +238,7 @@ def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy's events below say when transactions begin
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.execute("PRAGMA secure_delete=ON")  # a deleted trace's bytes are overwritten, not just unlinked
         try:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")

@@ -44,11 +44,14 @@ async def page_settings(settings: SettingsDep, request: Request) -> dict:
 
 
 class _StaticFiles(StaticFiles):
-    """The page's assets, each with `nosniff` (a script is run only when served as one)."""
+    """The page's assets, each with the page's headers: `nosniff` (a script is run only when served
+    as one), and the CSP and no-framing, since `/static/index.html` is the page itself."""
 
     async def get_response(self, path: str, scope):
         response = await super().get_response(path, scope)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        for name, value in PAGE_HEADERS.items():
+            if name != "Cache-Control":  # assets keep StaticFiles' ETag and Last-Modified
+                response.headers.setdefault(name, value)
         return response
 
 

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Callable
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,6 +28,10 @@ from app.traces.writer import TraceWriter
 
 router = APIRouter(tags=["traces"])
 SETTLE_S = 5.0  # how long a read waits for this process's own pending write of the trace
+# The routes' store calls run on threads of their own: a slow or locked store (each call may wait
+# SETTLE_S and the busy timeout) then holds up these routes only, never the event loop's default
+# executor, where refinements run their verifier checks.
+_STORE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rise-trace-route")
 
 
 def get_traces(request: Request) -> TraceWriter:
@@ -107,7 +113,7 @@ async def _on_store(writer: TraceWriter, trace_id: str | None, op: Callable[[Tra
         return op(writer.store)
 
     try:
-        return await asyncio.to_thread(run)
+        return await asyncio.get_running_loop().run_in_executor(_STORE_THREADS, contextvars.copy_context().run, run)
     except SQLAlchemyError as e:
         raise ApiError(503, f"the trace store is unavailable ({writer.store.fault(e)}); retry shortly",
                        code="trace_store_unavailable", headers={"Retry-After": "2"}) from None
