@@ -166,6 +166,7 @@ def test_unknown_and_malformed_ids_are_404(traced, bad):
 def test_delete_removes_the_row_from_the_database(traced):
     url, db, _ = traced
     rid = refine(url, reference=SECRET)["id"]
+    assert httpx.get(f"{url}/v1/refinements/{rid}", headers=A).status_code == 200  # waits for its pending write
     assert db_row(db, rid) is not None
     r = httpx.delete(f"{url}/v1/refinements/{rid}", headers=A)
     assert r.status_code == 200 and r.json() == {"id": rid, "object": "refinement.deleted", "deleted": True}

@@ -11,9 +11,10 @@ import pytest
 from app.api.main import create_app
 from app.config import Settings
 from app.engines.hf import HFEngine
-from app.tasks import synthetic
 
-QUESTION = synthetic.problems(3, 1)[0].question  # greedy: "5*2=10. 10-10=0. 0+2=2. 2-1=1. The answer is 1."
+# greedy: "5*2=10. 10-10=0. 0+2=2. 2-1=1. The answer is 1." (pinned: the expectations below are cut from it)
+QUESTION = ("Ana has 5 apples. She ends up with 2 times as many. Then she loses 10. Then she finds 2 more. "
+            "Then she gives away 1. How many apples does Ana have now?")
 ONE_TURN = {"rise": {"max_turns": 1}}
 
 

@@ -92,7 +92,8 @@ def test_raw_vllm_beside_rise_serve_vllm(tmp_path, model_path):
     report = json.loads((out / "bench.json").read_text())
     c = report["contenders"]
     assert c["raw-vllm"]["requests"] == c["rise-serve-vllm"]["requests"] == 2
-    assert report["vllm_vs_raw_vllm"] == round(c["rise-serve-vllm"]["answers_per_s"] / c["raw-vllm"]["answers_per_s"], 2)
+    # the report's ratio comes from unrounded rates; the contenders' rates are shown rounded
+    assert report["vllm_vs_raw_vllm"] == pytest.approx(c["rise-serve-vllm"]["answers_per_s"] / c["raw-vllm"]["answers_per_s"], abs=0.011)
 
 
 def test_bench_runs_early_stopping_beside_fixed_k(tmp_path, model_path):
