@@ -90,19 +90,26 @@ async def collect(engine: Engine, problems: list[synthetic.Problem], checker: Ch
     if cfg.source == "teacher" and teacher is None:
         raise ValueError("source 'teacher' needs a teacher engine")
     stats = CollectStats(problems=len(problems))
+    examples = await fan_out(problems, lambda p, seed: _collect_one(engine, teacher, p, checker, cfg, stats, seed),
+                             cfg, progress)
+    stats.examples = len(examples)
+    return examples, stats
+
+
+async def fan_out(items: list, one, cfg: CollectConfig, progress=None) -> list:
+    """`one(item, seed)` for every item, `cfg.concurrency` at a time (each item its own sampling seed),
+    its examples concatenated in the items' order."""
     sem = asyncio.Semaphore(cfg.concurrency)
 
-    async def one(i: int, p: synthetic.Problem):
+    async def run(i: int, item):
         async with sem:
-            out = await _collect_one(engine, teacher, p, checker, cfg, stats, cfg.seed * 1_000_003 + i)
+            out = await one(item, cfg.seed * 1_000_003 + i)
         if progress:
             progress(1)
         return out
 
-    per_problem = await asyncio.gather(*[one(i, p) for i, p in enumerate(problems)])
-    examples = [ex for exs in per_problem for ex in exs]
-    stats.examples = len(examples)
-    return examples, stats
+    per_item = await asyncio.gather(*[run(i, item) for i, item in enumerate(items)])
+    return [ex for exs in per_item for ex in exs]
 
 
 async def _collect_one(engine, teacher, p: synthetic.Problem, checker: Checker, cfg: CollectConfig,

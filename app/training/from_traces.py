@@ -18,7 +18,6 @@ known steps, so targets are checked by their final answer only. Weights as in `c
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from app.refine.feedback import DEFAULT_FEEDBACK, render_feedback
 from app.refine.loop import reference_oracle, refine
 from app.refine.types import RefineConfig
 from app.refine.vote import majority
-from app.training.collect import CollectConfig, CollectStats, reward, weight
+from app.training.collect import CollectConfig, CollectStats, fan_out, reward, weight
 
 Example = tuple[list[dict], list[float]]
 
@@ -95,17 +94,8 @@ async def collect_traces(engine: Engine, items: list[Traced], checker: Checker, 
         raise ValueError("source 'teacher' needs a teacher engine")
     source = teacher if cfg.source == "teacher" else engine
     stats = TraceStats(traces=len(items))
-    sem = asyncio.Semaphore(cfg.concurrency)
-
-    async def one(i: int, item: Traced) -> list[Example]:
-        async with sem:
-            out = await _one(engine, source, item, checker, cfg, stats, served, cfg.seed * 1_000_003 + i)
-        if progress:
-            progress(1)
-        return out
-
-    per_trace = await asyncio.gather(*[one(i, t) for i, t in enumerate(items)])
-    examples = [ex for exs in per_trace for ex in exs]
+    examples = await fan_out(items, lambda item, seed: _one(engine, source, item, checker, cfg, stats, served, seed),
+                             cfg, progress)
     stats.examples = len(examples)
     return examples, stats
 
