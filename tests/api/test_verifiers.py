@@ -18,15 +18,9 @@ import pytest
 from app.refine.feedback import DEFAULT_FEEDBACK
 from tests.api.test_metrics import scrape
 from tests.servers import ROOT, free_port, start_server, stop_server
-from tests.verifier_server import FEEDBACK, VerifierServer
+from tests.verifier_server import FEEDBACK
 
 Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"  # greedy: 31
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    with VerifierServer() as v:
-        yield v
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,6 @@ from app.verifiers.registry import Verifiers
 from tests.api.test_metrics import scrape
 from tests.api.test_verifiers import Q, _env, calls, refine
 from tests.servers import ROOT, free_port, start_server, stop_server
-from tests.verifier_server import VerifierServer
 
 HIDDEN_REPEATS = [r"(?x)(a{400}) {400}", r"(a{400})(?#a comment){400}", "(?x)(a{400})# a comment\n{400}",
                   r"(?x)(a{400}){400, 400}", "(?x)(a{400}){400,# a comment}\n400}", r"(?ix:(a {400}) {400})"]
@@ -90,12 +89,6 @@ def test_a_built_in_check_gives_no_verdict_past_the_requests_deadline(monkeypatc
 
     verdict, took = asyncio.run(judged())
     assert verdict.correct is None and took < 2
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    with VerifierServer() as v:
-        yield v
 
 
 @pytest.fixture(scope="module")

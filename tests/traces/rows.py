@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.refine.types import RefineConfig, RefineResult, Sample, Turn
 from app.traces.record import build_row
+from app.traces.store import TraceStore
 from app.traces.schema import new_id
 
 QUESTION = "Sam has 2 pens. He buys 3 more. How many pens does Sam have now?"
@@ -20,3 +21,12 @@ def row(key_id: str | None = None, created: float | None = None, reference: str 
     return build_row(new_id("rr"), route="/v1/refine", model="rise-synth", engine="hf", question=QUESTION,
                      config=RefineConfig(max_turns=2), results=[result(**kw)], key_id=key_id, reference=reference,
                      keep_reference=keep, created=created)
+
+
+def stored_ids(url: str) -> set[str]:
+    """The ids the store at `url` holds now (read with a store of its own)."""
+    s = TraceStore(url)
+    try:
+        return {r["id"] for r in s.rows()}
+    finally:
+        s.close()

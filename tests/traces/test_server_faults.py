@@ -19,6 +19,7 @@ from app.traces.store import TraceStore
 from tests.pg import wait_until
 from tests.servers import start_server, stop_server
 from tests.traces.faults import Tmpfs, locked
+from tests.traces.rows import stored_ids
 
 Q = "Mia has 12 pens. She buys 5 more. How many pens does Mia have now?"
 FAST = {"question": Q, "max_turns": 1, "max_tokens": 16}
@@ -46,14 +47,6 @@ def dropped(base: str) -> dict[str, float]:
 def written(base: str) -> float:
     m = re.search(r"^rise_traces_written_total (\S+)", httpx.get(f"{base}/metrics").text, re.M)
     return float(m[1]) if m else 0.0
-
-
-def stored(url: str) -> set[str]:
-    s = TraceStore(url)
-    try:
-        return {r["id"] for r in s.rows()}
-    finally:
-        s.close()
 
 
 def degraded(base: str, reason: str | None = None) -> bool:
@@ -89,15 +82,15 @@ def test_a_full_disk_costs_no_refinement_and_writes_resume():
         proc, base, _ = serve(url, rise_traces_retry_s=0.3)
         try:
             first = ask(base, 1)
-            assert wait_until(lambda: first[0] in stored(url))
+            assert wait_until(lambda: first[0] in stored_ids(url))
             fs.fill()
             lost = ask(base, 30)
             assert wait_until(lambda: sum(dropped(base).values()) + written(base) == 31, 60), dropped(base)
             assert dropped(base).get("full", 0) > 0 and degraded(base)
             fs.unfill()
             after = ask(base, 2)
-            assert wait_until(lambda: set(after) <= stored(url), 30)
-            assert len(stored(url) & set(lost)) + sum(dropped(base).values()) == len(lost)  # each stored or counted
+            assert wait_until(lambda: set(after) <= stored_ids(url), 30)
+            assert len(stored_ids(url) & set(lost)) + sum(dropped(base).values()) == len(lost)  # each stored or counted
         finally:
             stop_server(proc)
     finally:
@@ -115,7 +108,7 @@ def test_a_store_locked_by_another_writer_costs_no_refinement(tmp_path):
             assert wait_until(lambda: dropped(base).get("locked", 0) == 3, 30), dropped(base)
             assert degraded(base, "locked")
         after = ask(base, 2)
-        assert wait_until(lambda: set(after) <= stored(url), 30)
+        assert wait_until(lambda: set(after) <= stored_ids(url), 30)
         assert "reason" not in httpx.get(f"{base}/ready").json()["traces"]  # writing again
     finally:
         stop_server(proc)
@@ -144,7 +137,7 @@ def test_postgres_stopped_mid_load_loses_nothing_acknowledged(postgres, pg_url):
             stop_load.set()
             t.join()
             postgres.start()
-        assert wait_until(lambda: set(acked) <= stored(pg_url), 120), len(set(acked) - stored(pg_url))
+        assert wait_until(lambda: set(acked) <= stored_ids(pg_url), 120), len(set(acked) - stored_ids(pg_url))
         assert not dropped(base)
     finally:
         stop_server(proc)
@@ -157,7 +150,7 @@ def test_several_servers_writing_one_sqlite_file_lose_nothing(tmp_path):
         with ThreadPoolExecutor(3) as pool:
             acked = [i for ids in pool.map(lambda s: ask(s[1], 15, workers=3), servers) for i in ids]
         assert len(set(acked)) == 45
-        assert wait_until(lambda: set(acked) <= stored(url), 60), len(set(acked) - stored(url))
+        assert wait_until(lambda: set(acked) <= stored_ids(url), 60), len(set(acked) - stored_ids(url))
         assert all(not dropped(base) for _, base, _ in servers)
         with sqlite3.connect(tmp_path / "traces.db") as c:
             assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -171,7 +164,7 @@ def test_several_servers_writing_one_postgres_lose_nothing(postgres, pg_url):
     try:
         with ThreadPoolExecutor(2) as pool:
             acked = [i for ids in pool.map(lambda s: ask(s[1], 15, workers=3), servers) for i in ids]
-        assert wait_until(lambda: set(acked) <= stored(pg_url), 60)
+        assert wait_until(lambda: set(acked) <= stored_ids(pg_url), 60)
         assert all(not dropped(base) for _, base, _ in servers)
     finally:
         for proc, _, _ in servers:
@@ -185,7 +178,7 @@ def test_retention_holds_under_load(tmp_path):
         ask(base, 30, workers=6)
         newest = ask(base, 1)[0]
         assert wait_until(lambda: written(base) == 31, 60)
-        kept = stored(url)
+        kept = stored_ids(url)
         assert len(kept) == 10 and newest in kept and not dropped(base)  # the oldest went first
     finally:
         stop_server(proc)

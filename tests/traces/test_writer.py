@@ -13,7 +13,7 @@ from app.traces.store import TraceStore
 from app.traces.writer import TraceWriter
 from tests.pg import wait_until
 from tests.traces.faults import Tmpfs, locked
-from tests.traces.rows import row
+from tests.traces.rows import row, stored_ids
 
 
 def writer_for(url: str, **kw) -> TraceWriter:
@@ -21,14 +21,6 @@ def writer_for(url: str, **kw) -> TraceWriter:
     w = TraceWriter(TraceStore(url, busy_timeout_s=0.2), **kw)
     w.start()
     return w
-
-
-def stored_ids(url: str) -> set[str]:
-    s = TraceStore(url)
-    try:
-        return {r["id"] for r in s.rows()}
-    finally:
-        s.close()
 
 
 def test_a_full_queue_drops_the_newest_and_counts_it(tmp_path):
