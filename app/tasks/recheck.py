@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import random
 
-from app.tasks.synthetic import Problem, Step
+from app.tasks.synthetic import Problem, Step, apply_op
 
 
-def recheck(problem: Problem, attempt: str | None = None) -> str:
-    """The re-check turn after `attempt` (right or wrong): the problem's exact steps, products split.
-    `attempt` is what is being checked; the re-check does not depend on it beyond that."""
+def recheck(problem: Problem) -> str:
+    """The re-check turn after any attempt, right or wrong: the problem's exact steps, products split
+    (what it checks the attempt against, so it is the same whatever the attempt said)."""
     return " ".join(_checked(step) for step in problem.steps) + f" The answer is {problem.answer}."
 
 
@@ -42,7 +42,7 @@ def corrupt_recheck(problem: Problem, rng: random.Random) -> str:
             text, value = _checked_wrong(value, k, rng)
             parts.append(text)
             continue
-        result = value + k if op == "+" else value - k if op == "-" else value * k
+        result = apply_op(value, op, k)
         parts.append(_checked(Step(value, op, k, result)))
         value = result
     return " ".join(parts) + f" The answer is {value}."
@@ -83,5 +83,5 @@ if __name__ == "__main__":
 
     for p in problems(0, 3, LEVELS["expert"], "train"):
         wrong = corrupt(p, random.Random(0))
-        print(p.question, "\n  attempt:", wrong, "\n  recheck:", recheck(p, wrong),
+        print(p.question, "\n  attempt:", wrong, "\n  recheck:", recheck(p),
               "\n  a wrong recheck:", corrupt_recheck(p, random.Random(1)))

@@ -128,7 +128,7 @@ def problems(seed: int, count: int, difficulty: Difficulty = Difficulty(), split
 def solve(start: int, ops: list[tuple[str, int]]) -> list[Step]:
     steps, value = [], start
     for op, k in ops:
-        result = _apply(value, op, k)
+        result = apply_op(value, op, k)
         steps.append(Step(value, op, k, result))
         value = result
     return steps
@@ -169,7 +169,7 @@ def corrupt(problem: Problem, rng: random.Random) -> str:
     for j, (op, k) in enumerate(problem.ops):
         if j == i and rng.random() < 0.25 and op != "*":
             k = max(1, k + rng.choice([-10, -1, 1, 10]))  # misread operand
-        result = _apply(value, op, k)
+        result = apply_op(value, op, k)
         if j == i and k == problem.ops[j][1]:
             result = _perturb(result, rng)
         steps.append(Step(value, op, k, result))
@@ -187,7 +187,7 @@ def _perturb(value: int, rng: random.Random) -> int:
     return value + 1
 
 
-def _apply(value: int, op: str, k: int) -> int:
+def apply_op(value: int, op: str, k: int) -> int:
     return value + k if op == "+" else value - k if op == "-" else value * k
 
 
@@ -206,7 +206,7 @@ def _draw(rng: random.Random, d: Difficulty) -> Problem:
         else:
             k = rng.randint(d.min_factor, min(d.max_factor, d.max_total // value))
         ops.append((op, k))
-        value = _apply(value, op, k)
+        value = apply_op(value, op, k)
     sentences = [f"{name} has {start} {item}."]
     for n, (op, k) in enumerate(ops):
         phrase = rng.choice(PHRASES[op]).format(p=pron if n == 0 else f"Then {pron.lower()}", k=k)

@@ -190,18 +190,17 @@ async def _collect_recheck(engine, p: synthetic.Problem, checker: Checker, cfg: 
             flow["right_to_wrong"] += int(rewards[k - 2] == 1 and r != 1)
             flow["wrong_to_right"] += int(rewards[k - 2] != 1 and r == 1)
     stats.turn1_correct += int(rewards[0] == 1)
-    examples = []
+    examples, check = [], recheck(p)  # the same re-check follows every attempt
     for t, r in zip(run.turns, rewards):
         stats.kept_correct += int(r == 1)
         stats.wrong_turns += int(r != 1)
-        target = recheck(p, t.text)
-        examples.append(([q, {"role": "assistant", "content": t.text}, again, {"role": "assistant", "content": target}],
+        examples.append(([q, {"role": "assistant", "content": t.text}, again, {"role": "assistant", "content": check}],
                          [0.0, weight(r, cfg.tau), 0.0, hi]))
         stats.improved += 1
     rng = random.Random(seed)
     extra = int(cfg.later) + (rng.random() < cfg.later - int(cfg.later))
     for _ in range(extra):
         attempt = corrupt_recheck(p, rng) if rng.random() < cfg.later_wrong else recheck(p)
-        examples.append(([q, {"role": "assistant", "content": attempt}, again, {"role": "assistant", "content": recheck(p, attempt)}],
+        examples.append(([q, {"role": "assistant", "content": attempt}, again, {"role": "assistant", "content": check}],
                          [0.0, 0.0, 0.0, hi]))
     return examples

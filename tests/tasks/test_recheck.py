@@ -21,18 +21,15 @@ def _steps_are_exact(text: str) -> bool:
 
 @pytest.mark.parametrize("level", list(S.LEVELS))
 def test_recheck_is_exact_and_answers_right(level):
-    rng = random.Random(0)
     for p in S.problems(5, 150, S.LEVELS[level], "train"):
-        for attempt in (None, p.solution, S.corrupt(p, rng)):
-            text = recheck(p, attempt)
-            assert _steps_are_exact(text), text
-            assert S.ANSWER_RE.search(text).group(1) == p.answer
+        text = recheck(p)
+        assert _steps_are_exact(text), text
+        assert S.ANSWER_RE.search(text).group(1) == p.answer
 
 
 def test_products_by_two_digit_numbers_are_split():
     p = S.Problem("q", 47, [("*", 38), ("-", 25)], S.solve(47, [("*", 38), ("-", 25)]))
     assert recheck(p) == "47*38=470*3+47*8=1410+376=1786. 1786-25=1761. The answer is 1761."
-    assert recheck(p, "47*38=1686. 1686-25=1661. The answer is 1661.") == recheck(p)  # wrong or right: the same check
     p = S.Problem("q", 12, [("*", 30)], S.solve(12, [("*", 30)]))
     assert recheck(p) == "12*30=120*3=360. The answer is 360."
 
