@@ -8,6 +8,8 @@ the compare view; a phone-sized screen. Nothing is fetched from another origin (
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -115,7 +117,8 @@ def test_with_a_reference_each_turn_says_whether_it_is_correct(browser, traced, 
         assert view.locator(".stop-reason").inner_text().startswith(stop)
         assert view.locator(".verdict").inner_text().strip() == verdicts[-1]
         assert tab.refine_bodies()[0]["reference"] == reference
-        assert reference not in view.locator(".summary .facts").inner_text()
+        facts = re.sub(r"\b(rr|chatcmpl)-[0-9a-f]{32}\b", "<id>", view.locator(".summary .facts").inner_text())
+        assert reference not in facts  # (the random id may hold the reference's digits by chance)
 
 
 def test_early_stopping_and_confidence_votes_from_the_form(browser, traced):
