@@ -1,17 +1,23 @@
 """The re-check turn of the synthetic task: verify the previous attempt step by step, then answer.
 
 A first turn is the short solution ("47*38=1786. 1786-25=1761. The answer is 1761."). Told it is
-wrong, the model re-checks: it recomputes every step with arithmetic it does reliably, splitting
-each product by a two-digit number into a tens product and a one-digit product, in one expression
-so that each part is computed right beside its operands:
+wrong, the model re-checks: it recomputes every step with arithmetic it does reliably. A product by
+a two-digit number, the only step the 4.9M model often gets wrong, becomes three steps of the kinds
+the base model was trained on (a number times one digit, then a sum), each result written right
+after its operands:
 
-    47*38=470*3+47*8=1410+376=1786. 1786-25=1761. The answer is 1761.
+    470*3=1410. 47*8=376. 1410+376=1786. 1786-25=1761. The answer is 1761.
 
 A right attempt is re-checked the same way and keeps its answer; a wrong one comes out fixed from
-its first wrong step on. (A first version wrote the parts on lines of their own, "47*8=376.
-470*3=1410. 1410+376=1786."; the 4.9M model learned the parts but, after "1410+", copied an operand
-from the question, as every first-turn step does: see docs/results.) The exact solver writes these turns for training (`recheck`); the model learns
-to write them itself (`rise train rise --source recheck`).
+its first wrong step on. The exact solver writes these turns for training (`recheck`); the model
+learns to write them itself (`rise train rise --source recheck`).
+
+Formats tried (docs/results/README.md): separate lines with the sum last ("47*8=376. 470*3=1410.
+1410+376=1786.", 186 steps: after "1410+" the model copied an operand from the question), then one
+expression ("47*38=470*3+47*8=1410+376=1786.", 186 steps: the parts were computed far from their
+operands and came out wrong, and the wrong parts took turn 1 down with them). This one keeps each
+result beside its operands and trains far longer (bf16 on the CPU, thousands of solver-written
+conversations).
 
     python -m app.tasks.recheck   # prints a wrong attempt and its re-check
 """
@@ -51,31 +57,38 @@ def corrupt_recheck(problem: Problem, rng: random.Random) -> str:
 def _checked(step: Step) -> str:
     if step.op != "*" or step.operand < 10:
         return f"{step.left}{step.op}{step.operand}={step.result}."
-    tens, units = divmod(step.operand, 10)
-    big = step.left * 10 * tens
+    return _split(step.left, step.operand, *_parts(step.left, step.operand))
+
+
+def _parts(left: int, k: int) -> tuple[int, int, int]:
+    """(tens part, units part, sum) of left*k: 47*38 -> (470*3, 47*8, their sum)."""
+    tens, units = divmod(k, 10)
+    big, small = left * 10 * tens, left * units
+    return big, small, big + small
+
+
+def _split(left: int, k: int, big: int, small: int, total: int) -> str:
+    tens, units = divmod(k, 10)
     if units == 0:
-        return f"{step.left}*{step.operand}={step.left * 10}*{tens}={big}."
-    small = step.left * units
-    return f"{step.left}*{step.operand}={step.left * 10}*{tens}+{step.left}*{units}={big}+{small}={big + small}."
+        return f"{left * 10}*{tens}={total}."
+    return f"{left * 10}*{tens}={big}. {left}*{units}={small}. {big}+{small}={total}."
 
 
 def _checked_wrong(left: int, k: int, rng: random.Random) -> tuple[str, int]:
-    tens, units = divmod(k, 10)
-    small, big = left * units, left * 10 * tens
-    which = rng.choice(["small", "big", "sum"] if units else ["big"])
+    big, small, total = _parts(left, k)
+    which = rng.choice(["small", "big", "sum"] if k % 10 else ["big"])
     delta = rng.choice([-100, -10, -1, 1, 10, 100])
     if which == "small" and small + delta >= 0:
-        small_w, big_w, total = small + delta, big, None
+        small += delta
     elif which == "big" and big + delta >= 0:
-        small_w, big_w, total = small, big + delta, None
+        big += delta
     else:
-        small_w, big_w, total = small, big, max(0, big + small + delta)
-    total = big_w + small_w if total is None else total
-    if total == big + small:
-        total += 10
-    if units == 0:
-        return f"{left}*{k}={left * 10}*{tens}={total}.", total
-    return f"{left}*{k}={left * 10}*{tens}+{left}*{units}={big_w}+{small_w}={total}.", total
+        total = max(0, total + delta)
+        if total == big + small:
+            total += 10
+        return _split(left, k, big, small, total), total
+    total = big if k % 10 == 0 else big + small
+    return _split(left, k, big, small, total), total
 
 
 if __name__ == "__main__":

@@ -13,14 +13,18 @@ For each training problem the current model runs the refinement loop with oracle
            attempt, keep what is right, fix the first wrong step. So the model learns to judge its
            own attempt instead of changing it because it was told to. `later` adds that share of
            conversations whose attempt is itself a re-check (right, or with one slip), so that
-           turns 3+ are trained before the model writes re-checks of its own.
+           turns 3+ are trained before the model writes re-checks of its own; `solver_attempts`
+           (`synthetic_recheck`) adds conversations on fresh problems whose attempt the solver
+           writes (its solution, or one slip), so the new turn format gets enough examples without
+           paying for a rollout each. The attempt is context only (weight 0): it was sampled at
+           temperature 1, and imitating it taught turn 1 the model's own slips.
 
 Targets whose final answer is right but whose steps are wrong ("lucky") are dropped wherever the
 task can check steps. A turn that was already right yields a conversation whose target keeps the
 answer, so the model also learns not to break a correct answer when told it is wrong.
 
 Each example is (messages, per-message weights): the attempt in context weighs exp(r/τ)
-(r = 1 correct, 0 wrong, −1 unparseable), the improved target exp(1/τ).
+(r = 1 correct, 0 wrong, −1 unparseable; `recheck`: 0), the improved target exp(1/τ).
 """
 
 from __future__ import annotations
@@ -178,8 +182,6 @@ async def _collect_recheck(engine, p: synthetic.Problem, checker: Checker, cfg: 
     """Self-mode rollouts (no oracle); after every turn the solver's re-check of that turn."""
     sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
     run = await refine(engine, p.question, checker, RefineConfig(max_turns=cfg.turns, window="last", sampling=sampling))
-    q = {"role": "user", "content": p.question}
-    again = {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, p.question)}
     hi = weight(1, cfg.tau)
     rewards = [reward(checker, t.text, p.answer) for t in run.turns]
     stats.turns += len(run.turns)
@@ -190,17 +192,34 @@ async def _collect_recheck(engine, p: synthetic.Problem, checker: Checker, cfg: 
             flow["right_to_wrong"] += int(rewards[k - 2] == 1 and r != 1)
             flow["wrong_to_right"] += int(rewards[k - 2] != 1 and r == 1)
     stats.turn1_correct += int(rewards[0] == 1)
-    examples, check = [], recheck(p)  # the same re-check follows every attempt
+    examples = []
     for t, r in zip(run.turns, rewards):
         stats.kept_correct += int(r == 1)
         stats.wrong_turns += int(r != 1)
-        examples.append(([q, {"role": "assistant", "content": t.text}, again, {"role": "assistant", "content": check}],
-                         [0.0, weight(r, cfg.tau), 0.0, hi]))
+        examples.append(recheck_conversation(p, t.text, hi))
         stats.improved += 1
     rng = random.Random(seed)
     extra = int(cfg.later) + (rng.random() < cfg.later - int(cfg.later))
     for _ in range(extra):
-        attempt = corrupt_recheck(p, rng) if rng.random() < cfg.later_wrong else recheck(p)
-        examples.append(([q, {"role": "assistant", "content": attempt}, again, {"role": "assistant", "content": check}],
-                         [0.0, 0.0, 0.0, hi]))
+        examples.append(recheck_conversation(p, corrupt_recheck(p, rng) if rng.random() < cfg.later_wrong else recheck(p), hi))
     return examples
+
+
+def recheck_conversation(p: synthetic.Problem, attempt: str, hi: float) -> tuple[list[dict], list[float]]:
+    """The question, an attempt (context only), RISE's "incorrect" feedback, the solver's re-check
+    (the same whatever the attempt said) weighted `hi`."""
+    return ([{"role": "user", "content": p.question}, {"role": "assistant", "content": attempt},
+             {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, p.question)},
+             {"role": "assistant", "content": recheck(p)}], [0.0, 0.0, 0.0, hi])
+
+
+def synthetic_recheck(rng: random.Random, count: int, level: synthetic.Difficulty, right: float,
+                      tau: float) -> list[tuple[list[dict], list[float]]]:
+    """`count` re-check conversations on fresh training problems, no rollout: the attempt is the
+    solver's solution (a share `right` of them) or the solution with one slip (`synthetic.corrupt`)."""
+    out = []
+    for _ in range(count):
+        p = synthetic.generate(rng, level, "train")
+        out.append(recheck_conversation(p, p.solution if rng.random() < right else synthetic.corrupt(p, rng),
+                                        weight(1, tau)))
+    return out

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from app.tasks import synthetic
 from app.training.args import parse_rise
 from app.training.base import base_conversation, save
-from app.training.collect import CollectConfig, collect, weight
+from app.training.collect import CollectConfig, collect, synthetic_recheck, weight
 from app.training.data import collate, encode_example
 from app.training.from_traces import collect_traces, load_traces
 from app.training.sft import TrainConfig, train
@@ -67,6 +67,9 @@ async def run(a: argparse.Namespace) -> list[dict]:
 
         tokenizer = AutoTokenizer.from_pretrained(current)
         model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
+        if a.source == "recheck" and a.solver_attempts:
+            examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems), synthetic.LEVELS[a.level],
+                                          a.solver_right, a.tau)
         # recheck: replay first turns only (after feedback the model now re-checks instead)
         examples += _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
         encoded = [encode_example(tokenizer, m, w) for m, w in examples]

@@ -1,5 +1,6 @@
-"""The re-check turn: every step it writes is exact, products are split into parts computed beside
-their operands, and a slipped re-check is wrong (so training on turn 3+ has something to fix)."""
+"""The re-check turn: every step it writes is exact, products by two-digit numbers are split into
+steps whose results sit beside their operands, and a slipped re-check is wrong (so training on turn
+3+ has something to fix)."""
 
 import random
 
@@ -10,7 +11,7 @@ from app.tasks.recheck import corrupt_recheck, recheck
 
 
 def _steps_are_exact(text: str) -> bool:
-    """Every `=`-chain in the text holds: '47*38=470*3+47*8=1410+376=1786.' is 4 equal expressions."""
+    """Every step in the text holds: '470*3=1410. 47*8=376. 1410+376=1786.' is 3 true equations."""
     body = text.split(" The answer is")[0]
     for sentence in body.split(". "):
         values = [eval(part) for part in sentence.rstrip(".").split("=")]  # noqa: S307 - digits and + - *
@@ -29,9 +30,9 @@ def test_recheck_is_exact_and_answers_right(level):
 
 def test_products_by_two_digit_numbers_are_split():
     p = S.Problem("q", 47, [("*", 38), ("-", 25)], S.solve(47, [("*", 38), ("-", 25)]))
-    assert recheck(p) == "47*38=470*3+47*8=1410+376=1786. 1786-25=1761. The answer is 1761."
-    p = S.Problem("q", 12, [("*", 30)], S.solve(12, [("*", 30)]))
-    assert recheck(p) == "12*30=120*3=360. The answer is 360."
+    assert recheck(p) == "470*3=1410. 47*8=376. 1410+376=1786. 1786-25=1761. The answer is 1761."
+    p = S.Problem("q", 12, [("*", 30), ("*", 3)], S.solve(12, [("*", 30), ("*", 3)]))
+    assert recheck(p) == "120*3=360. 360*3=1080. The answer is 1080."
 
 
 def test_a_slipped_recheck_is_wrong_where_there_is_a_product():
@@ -42,5 +43,6 @@ def test_a_slipped_recheck_is_wrong_where_there_is_a_product():
         if any(s.op == "*" and s.operand >= 10 for s in p.steps):
             assert S.ANSWER_RE.search(text).group(1) != p.answer, text
             assert not _steps_are_exact(text)
+            assert text.count(".") == recheck(p).count("."), (text, recheck(p))  # same steps, one slip
             wrong += 1
     assert wrong > 100
