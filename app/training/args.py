@@ -60,6 +60,8 @@ def rise_parser() -> argparse.ArgumentParser:
     ap.add_argument("--replay", type=non_negative_float, default=0.0,
                     help="add this many base-recipe conversations per collected example (all levels), "
                          "weighted like correct turns, to keep turn-1 skills from drifting")
+    ap.add_argument("--replay-levels", nargs="+", choices=list(synthetic.LEVELS), default=None,
+                    help="the replay's difficulty mix (repeat a name to weight it; default: every level once)")
     ap.add_argument("--later", type=non_negative_float, default=0.0,
                     help="recheck: extra conversations per problem whose attempt is itself a re-check (turns 3+)")
     ap.add_argument("--later-wrong", type=non_negative_float, default=0.4,

@@ -71,7 +71,8 @@ async def run(a: argparse.Namespace) -> list[dict]:
             examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems), synthetic.LEVELS[a.level],
                                           a.solver_right, a.tau)
         # recheck: replay first turns only (after feedback the model now re-checks instead)
-        examples += _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
+        examples += _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck",
+                            levels=a.replay_levels)
         encoded = [encode_example(tokenizer, m, w) for m, w in examples]
         steps = max(1, a.epochs * len(encoded) // a.batch_size)
         tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
@@ -95,10 +96,12 @@ async def run(a: argparse.Namespace) -> list[dict]:
     return history
 
 
-def _replay(rng: random.Random, count: int, scale: float, single: bool = False) -> list[tuple[list[dict], list[float]]]:
-    """Base-recipe conversations over every level (the solver's solutions), weights scaled to match
-    a correct RISE turn; `single`: the question and its solution only."""
-    levels = list(synthetic.LEVELS.values())
+def _replay(rng: random.Random, count: int, scale: float, single: bool = False,
+            levels: list[str] | None = None) -> list[tuple[list[dict], list[float]]]:
+    """Base-recipe conversations over `levels` (a name repeated weighs more; default every level once;
+    the solver's solutions), weights scaled to match a correct RISE turn; `single`: the question and
+    its solution only."""
+    levels = [synthetic.LEVELS[name] for name in levels] if levels else list(synthetic.LEVELS.values())
     out = []
     for _ in range(count):
         p = synthetic.generate(rng, rng.choice(levels), "train")
