@@ -62,6 +62,11 @@ def rise_parser() -> argparse.ArgumentParser:
                          "weighted like correct turns, to keep turn-1 skills from drifting")
     ap.add_argument("--replay-levels", nargs="+", choices=list(synthetic.LEVELS), default=None,
                     help="the replay's difficulty mix (repeat a name to weight it; default: every level once)")
+    ap.add_argument("--anchor", type=non_negative_float, default=0.0,
+                    help="replayed turns are trained to keep --anchor-model's next-token distribution (this weight "
+                         "times the KL to it) instead of imitating the solver's text (0: imitate)")
+    ap.add_argument("--anchor-model", type=model_dir, default=None,
+                    help="the frozen model --anchor keeps close to (default: --model)")
     ap.add_argument("--later", type=non_negative_float, default=0.0,
                     help="recheck: extra conversations per problem whose attempt is itself a re-check (turns 3+)")
     ap.add_argument("--later-wrong", type=non_negative_float, default=0.4,

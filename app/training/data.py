@@ -28,17 +28,24 @@ def encode_example(tokenizer, messages: Sequence[dict], weights: Sequence[float]
     return ids, w
 
 
-def collate(examples: Sequence[tuple[list[int], list[float]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch; `weights[t]` is the weight of predicting token t+1 from the prefix to t."""
-    width = max(len(ids) for ids, _ in examples)
+def collate(examples: Sequence[tuple], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; `weights[t]` is the weight of predicting token t+1 from the prefix to t.
+    An example may carry a third list, its per-token `anchor` weights (see `anchored_loss`)."""
+    width = max(len(ex[0]) for ex in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     weights = torch.zeros((len(examples), width), dtype=torch.float32)
+    anchor = torch.zeros((len(examples), width), dtype=torch.float32)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for b, (x, w) in enumerate(examples):
+    for b, (x, w, *a) in enumerate(examples):
         ids[b, : len(x)] = torch.tensor(x)
         weights[b, : len(w)] = torch.tensor(w)
+        if a:
+            anchor[b, : len(a[0])] = torch.tensor(a[0])
         mask[b, : len(x)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "weights": weights[:, 1:]}
+    batch = {"input_ids": ids, "attention_mask": mask, "weights": weights[:, 1:]}
+    if any(len(ex) > 2 for ex in examples):
+        batch["anchor"] = anchor[:, 1:]
+    return batch
 
 
 def weighted_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -49,3 +56,14 @@ def weighted_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch
     ).view_as(targets)
     w = batch["weights"]
     return (ce * w).sum() / w.sum().clamp(min=1e-6)
+
+
+def anchored_loss(logits: torch.Tensor, reference_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ a·KL(reference ‖ model) / Σ a over next-token predictions weighted by `batch["anchor"]`: keeps
+    the model's distribution where it was (e.g. turn 1 while RISE teaches later turns), with the whole
+    next-token distribution as the target rather than one sampled token."""
+    a = batch["anchor"]
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    ref = torch.log_softmax(reference_logits[:, :-1].float(), dim=-1)
+    kl = (ref.exp() * (ref - logp)).sum(-1)
+    return (kl * a).sum() / a.sum().clamp(min=1e-6)

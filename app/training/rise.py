@@ -71,13 +71,19 @@ async def run(a: argparse.Namespace) -> list[dict]:
             examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems), synthetic.LEVELS[a.level],
                                           a.solver_right, a.tau)
         # recheck: replay first turns only (after feedback the model now re-checks instead)
-        examples += _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck",
-                            levels=a.replay_levels)
+        replay = _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck",
+                         levels=a.replay_levels)
         encoded = [encode_example(tokenizer, m, w) for m, w in examples]
+        if a.anchor:  # replayed turns keep the anchor model's distribution (KL) instead of imitating the solver
+            encoded += [(ids, [0.0] * len(w), [float(x > 0) for x in w])
+                        for ids, w in (encode_example(tokenizer, m, w) for m, w in replay)]
+        else:
+            encoded += [encode_example(tokenizer, m, w) for m, w in replay]
         steps = max(1, a.epochs * len(encoded) // a.batch_size)
         tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
         batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
-        summary = train(model, batches, tcfg, device) if encoded else {"steps": 0}
+        reference = AutoModelForCausalLM.from_pretrained(a.anchor_model or a.model, dtype=torch.float32) if a.anchor else None
+        summary = train(model, batches, tcfg, device, reference, a.anchor) if encoded else {"steps": 0}
         step_dir = a.out / f"iter-{it}"
         save(model, tokenizer, step_dir)
         record = {"iteration": it, "source": a.source, "collect": asdict(stats), "train": summary,

@@ -13,7 +13,7 @@ from typing import Iterator
 import torch
 from tqdm import tqdm
 
-from app.training.data import weighted_loss
+from app.training.data import anchored_loss, weighted_loss
 
 
 @dataclass
@@ -28,9 +28,13 @@ class TrainConfig:
     log_every: int = 50
 
 
-def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, device: torch.device) -> dict:
-    """Train in place; returns a summary (steps, tokens, seconds, last losses)."""
+def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, device: torch.device,
+          reference: torch.nn.Module | None = None, anchor: float = 0.0) -> dict:
+    """Train in place; returns a summary (steps, tokens, seconds, last losses). With a frozen
+    `reference` model, `anchor` times the KL to it on the batch's anchor-weighted tokens is added."""
     model.to(device).train()
+    if reference is not None:
+        reference.to(device).eval().requires_grad_(False)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     other = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -52,6 +56,10 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss = weighted_loss(logits, batch)
+        if reference is not None and anchor and "anchor" in batch and batch["anchor"].any():
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = loss + anchor * anchored_loss(logits, ref_logits, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
