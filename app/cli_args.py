@@ -58,6 +58,14 @@ def temperature(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A share in [0, 1], such as the part of generated attempts that are right."""
+    value = _number(float, text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], not {text}")
+    return value
+
+
 def probability(text: str) -> float:
     """A share in (0, 1], such as top-p."""
     value = _number(float, text)

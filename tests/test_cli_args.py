@@ -152,6 +152,14 @@ def test_train_rise(tmp_path):
         (base + ["--batch-size", "0"], "--batch-size"),
         (base + ["--engine-batch", "0"], "--engine-batch"),
         (base + ["--replay", "-1"], "--replay"),
+        (base + ["--replay-levels", "legendary"], "--replay-levels"),
+        (base + ["--solver-attempts", "-1"], "--solver-attempts"),
+        (base + ["--solver-right", "1.5"], "--solver-right"),
+        (base + ["--later", "-0.5"], "--later"),
+        (base + ["--later-wrong", "2"], "--later-wrong"),
+        (base + ["--anchor", "-1"], "--anchor"),
+        (base + ["--anchor", "nan"], "--anchor"),
+        (base + ["--anchor-model", "/tmp"], "not a model directory"),
         (base + ["--eval-limit", "-1"], "--eval-limit"),
         (base + ["--seed", "-1"], "--seed"),
         (base + ["--teacher", "/tmp"], "not a model directory"),
@@ -164,7 +172,7 @@ def test_train_rise(tmp_path):
 @pytest.mark.parametrize("kind,text", [
     (cli_args.positive_int, "0"), (cli_args.positive_int, "1.5"), (cli_args.non_negative_int, "-1"),
     (cli_args.positive_float, "0"), (cli_args.positive_float, "inf"), (cli_args.non_negative_float, "-0.1"),
-    (cli_args.temperature, "11"), (cli_args.probability, "0"), (cli_args.port, "65536"), (cli_args.seed, str(2**63)),
+    (cli_args.temperature, "11"), (cli_args.probability, "0"), (cli_args.share, "-0.1"), (cli_args.share, "1.01"), (cli_args.port, "65536"), (cli_args.seed, str(2**63)),
     (cli_args.log_level, "trace"), (cli_args.readable_file, "/nonexistent"), (cli_args.model_dir, "/tmp"),
 ])
 def test_types_refuse(kind, text):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli_args import (model_dir, non_negative_float, non_negative_int, positive_float, positive_int, probability,
-                          readable_file, seed, temperature, writable_dir)
+from app.cli_args import (model_dir, non_negative_float, non_negative_int, positive_float, positive_int, readable_file,
+                          seed, share, temperature, writable_dir)
 from app.tasks import synthetic
 from app.training.collect import SOURCES
 
@@ -69,12 +69,12 @@ def rise_parser() -> argparse.ArgumentParser:
                     help="the frozen model --anchor keeps close to (default: --model)")
     ap.add_argument("--later", type=non_negative_float, default=0.0,
                     help="recheck: extra conversations per problem whose attempt is itself a re-check (turns 3+)")
-    ap.add_argument("--later-wrong", type=non_negative_float, default=0.4,
+    ap.add_argument("--later-wrong", type=share, default=0.4,
                     help="recheck: the share of those extra re-checks that carry a slip to fix")
     ap.add_argument("--solver-attempts", type=non_negative_float, default=0.0,
                     help="recheck: this many conversations per problem on fresh problems whose attempt the solver "
                          "writes (no rollout), to teach the re-check format in the first iteration")
-    ap.add_argument("--solver-right", type=probability, default=0.6,
+    ap.add_argument("--solver-right", type=share, default=0.6,
                     help="recheck: the share of solver-written attempts that are right (the rest carry one slip)")
     ap.add_argument("--eval-limit", type=non_negative_int, default=0, help="held-out problems to evaluate after each iteration (0: skip)")
     ap.add_argument("--device", default=None)

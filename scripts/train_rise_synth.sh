@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The shipped models/rise-synth: five RISE iterations of the re-check recipe from base-synth (issue 14).
+# About 70 minutes on 2 quiet CPU cores (bf16 autocast; 85 as run, iteration 3 on a shared machine), each
+# iteration's wall time in models/rise-synth/iterations.json;
+# settings were chosen on the validation split (scripts/turns_validation.py), never on test.
+#
+#     scripts/train_rise_synth.sh [OUT_ROOT]        # OUT_ROOT defaults to runs/r14; the result is OUT_ROOT/v3e
+set -euo pipefail
+out=${1:-runs/r14}
+rise() { python -m app.cli train rise --source recheck --iterations 1 --epochs 1 --batch-size 32 "$@"; }
+mix=(--replay-levels easy medium hard expert expert expert)
+# 1: teach the re-check format (rollouts of turn 1, solver-written attempts, later-turn re-checks)
+rise --model models/base-synth --out "$out/v3a" --problems 4000 --turns 1 --solver-attempts 5 --later 1 \
+  --replay 0.3 --lr 3e-4 --seed 14
+# 2: on-policy: the model's own re-checks as turns 2-3; replay half expert
+rise --model "$out/v3a" --out "$out/v3b" --problems 2000 --turns 3 --solver-attempts 1 --later 0.3 \
+  --replay 1.0 "${mix[@]}" --lr 2e-4 --temperature 0.7 --seed 15
+# 3: more replay of the solver's text (did not win turn 1 back: kept for the record)
+rise --model "$out/v3b" --out "$out/v3c" --problems 1000 --turns 2 --solver-attempts 1 --later 0.3 \
+  --replay 3.0 "${mix[@]}" --lr 1e-4 --temperature 0.7 --seed 16
+# 4-5: replayed first turns anchored to base-synth's distribution (KL), which wins turn 1 back
+rise --model "$out/v3c" --anchor-model models/base-synth --anchor 10 --out "$out/v3d" --problems 1000 --turns 2 \
+  --solver-attempts 2 --later 0.3 --replay 2.0 "${mix[@]}" --lr 2e-4 --temperature 0.7 --seed 17
+rise --model "$out/v3d" --anchor-model models/base-synth --anchor 20 --out "$out/v3e" --problems 1000 --turns 2 \
+  --solver-attempts 1 --later 0.3 --replay 3.0 "${mix[@]}" --lr 1e-4 --temperature 0.7 --seed 18
