@@ -95,7 +95,9 @@ class RefineOptions(BaseModel):
         "majority", description="`majority` over every sample of every turn; `last`: the last turn's answer; "
                                 "`confidence`: votes weighed by each sample's confidence (token log-probs), "
                                 "majority where the engine gives none (the response's `aggregation` says which)")
-    tie_break: Literal["first", "last"] = "first"
+    tie_break: Literal["first", "last"] = Field(
+        "last", description="which answer wins a tied vote: `last` (the most recent: a re-checking model's later turns "
+                            "are its better ones) or `first` (the earliest, as `rise eval`'s m1)")
     early_stop: Literal["none", "agree", "settled", "confident"] = Field(
         "none", description="without an oracle, stop before max_turns: `agree` once the last `agree_turns` turns "
                             "agree, `settled` once the turns left cannot change the vote, `confident` once a turn's "

@@ -24,7 +24,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     ap.add_argument("--samples", type=positive_int, default=1, help="samples per turn")
     ap.add_argument("--window", choices=["last", "full"], default="last")
     ap.add_argument("--aggregation", choices=["majority", "last"], default="majority")
-    ap.add_argument("--tie-break", choices=["first", "last"], default="first")
+    ap.add_argument("--tie-break", choices=["first", "last"], default="last",
+                    help="which answer wins a tied vote (default last: the later turn, as the server)")
     ap.add_argument("--temperature", type=temperature, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--max-tokens", type=positive_int, default=settings.default_max_tokens)

@@ -74,6 +74,9 @@ def rise_parser() -> argparse.ArgumentParser:
     ap.add_argument("--solver-attempts", type=non_negative_float, default=0.0,
                     help="recheck: this many conversations per problem on fresh problems whose attempt the solver "
                          "writes (no rollout), to teach the re-check format in the first iteration")
+    ap.add_argument("--solver-levels", nargs="+", choices=list(synthetic.LEVELS), default=None,
+                    help="recheck: the levels of the solver-written conversations (default: --level); a re-check "
+                         "splits only products by two-digit numbers, so other levels teach it to keep the rest")
     ap.add_argument("--solver-right", type=share, default=0.6,
                     help="recheck: the share of solver-written attempts that are right (the rest carry one slip)")
     ap.add_argument("--eval-limit", type=non_negative_int, default=0, help="held-out problems to evaluate after each iteration (0: skip)")

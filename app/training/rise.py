@@ -68,8 +68,9 @@ async def run(a: argparse.Namespace) -> list[dict]:
         tokenizer = AutoTokenizer.from_pretrained(current)
         model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
         if a.source == "recheck" and a.solver_attempts:
-            examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems), synthetic.LEVELS[a.level],
-                                          a.solver_right, a.tau)
+            for name in a.solver_levels or [a.level]:  # a share of the count per level named
+                examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems / len(a.solver_levels or [a.level])),
+                                              synthetic.LEVELS[name], a.solver_right, a.tau)
         # recheck: replay first turns only (after feedback the model now re-checks instead)
         replay = _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck",
                          levels=a.replay_levels)

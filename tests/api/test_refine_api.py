@@ -46,6 +46,26 @@ def test_no_oracle_runs_all_turns_and_votes(server):
     assert all(t["correct"] is None and t["latency_s"] > 0 for t in body["turns"])
 
 
+def test_a_tie_goes_to_the_later_turn_by_default(server):
+    """Two turns that disagree (turn 1 a direct product, turn 2 the re-check): the later turn's
+    answer wins unless the caller asks for `tie_break: first`."""
+    from app.tasks import synthetic
+
+    split = 0
+    for p in synthetic.problems(777, 12, synthetic.LEVELS["expert"], "validation"):
+        body = {"question": p.question, "max_turns": 2, "temperature": 0.7, "seed": 5}
+        got = post(server, body).json()
+        answers = [t["answer"] for t in got["turns"]]
+        if None in answers or answers[0] == answers[1]:
+            continue
+        split += 1
+        assert got["final_answer"] == answers[1] and got["final_turn"] == 2, got
+        first = post(server, {**body, "tie_break": "first"}).json()
+        assert [t["answer"] for t in first["turns"]] == answers  # same seed, same turns
+        assert first["final_answer"] == answers[0] and first["final_turn"] == 1
+    assert split, "no two-turn refinement disagreed: the tie rule was never exercised"
+
+
 def test_samples_per_turn(server):
     body = post(server, {"question": Q, "max_turns": 2, "samples_per_turn": 3, "temperature": 1.0, "seed": 3}).json()
     assert all(len(t["samples"]) == 3 for t in body["turns"]) and sum(body["votes"].values()) == 6
