@@ -30,7 +30,7 @@ class SeedPaced(FakeEngine):
 
 def body(n: int, **extra) -> dict:
     return {"model": "fake", "messages": [{"role": "user", "content": "q"}], "n": n, "seed": 0,
-            "rise": {"max_turns": 3, "timeout": 0.5}, **extra}
+            "rise": {"max_turns": 3, "timeout": 0.5, "tie_break": "first"}, **extra}  # ties: the earlier turn
 
 
 async def post(engine, payload) -> httpx.Response:
