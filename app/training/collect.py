@@ -217,9 +217,8 @@ def synthetic_recheck(rng: random.Random, count: int, level: synthetic.Difficult
                       tau: float) -> list[tuple[list[dict], list[float]]]:
     """`count` re-check conversations on fresh training problems, no rollout: the attempt is the
     solver's solution (a share `right` of them) or the solution with one slip (`synthetic.corrupt`)."""
-    out = []
+    out, hi = [], weight(1, tau)
     for _ in range(count):
         p = synthetic.generate(rng, level, "train")
-        out.append(recheck_conversation(p, p.solution if rng.random() < right else synthetic.corrupt(p, rng),
-                                        weight(1, tau)))
+        out.append(recheck_conversation(p, p.solution if rng.random() < right else synthetic.corrupt(p, rng), hi))
     return out

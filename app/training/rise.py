@@ -51,6 +51,8 @@ async def run(a: argparse.Namespace) -> list[dict]:
     history: list[dict] = []
     a.out.mkdir(parents=True, exist_ok=True)
     traced = load_traces(a.from_traces) if getattr(a, "from_traces", None) else None
+    # the frozen model --anchor keeps replayed turns close to: the same every iteration, loaded once
+    reference = AutoModelForCausalLM.from_pretrained(a.anchor_model or a.model, dtype=torch.float32) if a.anchor else None
     for it in range(1, a.iterations + 1):
         t0 = time.monotonic()
         problems = [synthetic.generate(rng, synthetic.LEVELS[a.level], "train") for _ in range(a.problems)]
@@ -68,22 +70,20 @@ async def run(a: argparse.Namespace) -> list[dict]:
         tokenizer = AutoTokenizer.from_pretrained(current)
         model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
         if a.source == "recheck" and a.solver_attempts:
-            for name in a.solver_levels or [a.level]:  # a share of the count per level named
-                examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems / len(a.solver_levels or [a.level])),
+            levels = a.solver_levels or [a.level]  # a share of the count per level named
+            for name in levels:
+                examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems / len(levels)),
                                               synthetic.LEVELS[name], a.solver_right, a.tau)
         # recheck: replay first turns only (after feedback the model now re-checks instead)
         replay = _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck",
                          levels=a.replay_levels)
         encoded = [encode_example(tokenizer, m, w) for m, w in examples]
-        if a.anchor:  # replayed turns keep the anchor model's distribution (KL) instead of imitating the solver
-            encoded += [(ids, [0.0] * len(w), [float(x > 0) for x in w])
-                        for ids, w in (encode_example(tokenizer, m, w) for m, w in replay)]
-        else:
-            encoded += [encode_example(tokenizer, m, w) for m, w in replay]
+        for ids, w in (encode_example(tokenizer, m, w) for m, w in replay):
+            # anchored: replayed turns keep the anchor model's distribution (KL) instead of imitating the solver
+            encoded.append((ids, [0.0] * len(w), [float(x > 0) for x in w]) if a.anchor else (ids, w))
         steps = max(1, a.epochs * len(encoded) // a.batch_size)
         tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
         batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
-        reference = AutoModelForCausalLM.from_pretrained(a.anchor_model or a.model, dtype=torch.float32) if a.anchor else None
         summary = train(model, batches, tcfg, device, reference, a.anchor) if encoded else {"steps": 0}
         step_dir = a.out / f"iter-{it}"
         save(model, tokenizer, step_dir)
