@@ -155,6 +155,7 @@ def test_train_rise(tmp_path):
         (base + ["--replay-levels", "legendary"], "--replay-levels"),
         (base + ["--solver-attempts", "-1"], "--solver-attempts"),
         (base + ["--solver-levels", "legendary"], "--solver-levels"),
+        (base + ["--level", "easy", "legendary"], "--level"),
         (base + ["--solver-right", "1.5"], "--solver-right"),
         (base + ["--later", "-0.5"], "--later"),
         (base + ["--later-wrong", "2"], "--later-wrong"),

@@ -48,7 +48,8 @@ def rise_parser() -> argparse.ArgumentParser:
                          "its served turns are the first iteration's rollouts (app/training/from_traces.py)")
     ap.add_argument("--iterations", type=positive_int, default=2)
     ap.add_argument("--problems", type=positive_int, default=600, help="training problems per iteration")
-    ap.add_argument("--level", choices=list(synthetic.LEVELS), default="expert")
+    ap.add_argument("--level", nargs="+", choices=list(synthetic.LEVELS), default=["expert"],
+                    help="the rollout problems' level, or a mix (repeat a name to weight it); --eval-limit uses the first")
     ap.add_argument("--turns", type=positive_int, default=3, help="rollout turns")
     ap.add_argument("--best-of", type=positive_int, default=16, help="N for self-distillation / teacher sampling")
     ap.add_argument("--temperature", type=temperature, default=1.0)

@@ -55,7 +55,8 @@ async def run(a: argparse.Namespace) -> list[dict]:
     reference = AutoModelForCausalLM.from_pretrained(a.anchor_model or a.model, dtype=torch.float32) if a.anchor else None
     for it in range(1, a.iterations + 1):
         t0 = time.monotonic()
-        problems = [synthetic.generate(rng, synthetic.LEVELS[a.level], "train") for _ in range(a.problems)]
+        pick = (lambda: a.level[0]) if len(a.level) == 1 else (lambda: rng.choice(a.level))  # one level: rng as before
+        problems = [synthetic.generate(rng, synthetic.LEVELS[pick()], "train") for _ in range(a.problems)]
         engine = HFEngine(current, device=a.device, max_batch_size=a.engine_batch)
         cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature, tau=a.tau,
                             seed=a.seed * 100 + it, later=a.later, later_wrong=a.later_wrong)
@@ -70,7 +71,7 @@ async def run(a: argparse.Namespace) -> list[dict]:
         tokenizer = AutoTokenizer.from_pretrained(current)
         model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
         if a.source == "recheck" and a.solver_attempts:
-            levels = a.solver_levels or [a.level]  # a share of the count per level named
+            levels = a.solver_levels or a.level  # a share of the count per level named
             for name in levels:
                 examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems / len(levels)),
                                               synthetic.LEVELS[name], a.solver_right, a.tau)
@@ -132,7 +133,7 @@ async def _quick_eval(model_dir: Path, a: argparse.Namespace, checker) -> dict:
     from app.engines.hf import HFEngine
     from app.evaluation.runner import EvalConfig, Item, evaluate
 
-    items = [Item(p.question, p.answer) for p in synthetic.problems(4321, a.eval_limit, synthetic.LEVELS[a.level], "validation")]
+    items = [Item(p.question, p.answer) for p in synthetic.problems(4321, a.eval_limit, synthetic.LEVELS[a.level[0]], "validation")]
     engine = HFEngine(model_dir, device=a.device, max_batch_size=a.engine_batch)
     try:
         result = await evaluate(engine, items, checker, EvalConfig(turns=a.turns, seeds=(0,), temperature=a.temperature),
