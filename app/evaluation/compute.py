@@ -79,6 +79,8 @@ async def evaluate_methods(runs: Sequence[Rollout], checker: Checker, turns: int
     methods: list[tuple[str, RefineConfig, str]] = []  # (name, config, source: "turns" | "parallel")
     for k in range(1, turns + 1):
         methods.append((f"fixed K={k}", RefineConfig(max_turns=k), "turns"))
+    # the served default (API and `rise refine`): a tie goes to the later turn, so K=2 answers with a re-check
+    methods += [(f"fixed K={k} tie-last", RefineConfig(max_turns=k, tie_break="last"), "turns") for k in range(2, turns + 1)]
     for n in range(1, parallel + 1):
         methods.append((f"parallel N={n}", RefineConfig(max_turns=1, samples_per_turn=n), "parallel"))
     methods += [(f"agree({a}) K={turns}", RefineConfig(max_turns=turns, early_stop="agree", agree_turns=a), "turns")
@@ -142,11 +144,14 @@ def plot_compute(rows: Sequence[dict], out: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.2, 4.8), dpi=120)
-    families = [("fixed", "fixed K (majority over turns)", "s-"), ("parallel", "parallel N (majority)", "o-"),
+    families = [("fixed", "fixed K (majority over turns)", "s-"), ("tie-last", "fixed K, ties to the later turn", "s:"),
+                ("parallel", "parallel N (majority)", "o-"),
                 ("agree", "agree", "^"), ("settled", "settled", "v"), ("confident", "confident (threshold)", "x"),
                 ("confidence-vote", "confidence vote", "D")]
     for prefix, label, style in families:
-        mine = sorted((r for r in rows if r["method"].startswith(prefix)), key=lambda r: r["tokens_per_problem"])
+        mine = sorted((r for r in rows if (r["method"].endswith(prefix) if prefix == "tie-last" else
+                                           r["method"].startswith(prefix) and not r["method"].endswith("tie-last"))),
+                      key=lambda r: r["tokens_per_problem"])
         if mine:
             ax.plot([r["tokens_per_problem"] for r in mine], [100 * r["accuracy"] for r in mine], style, label=label,
                     alpha=0.8)

@@ -27,6 +27,9 @@ async def test_methods_are_prefixes_of_one_rollout():
     assert rows["fixed K=1"]["accuracy"] == 0.5 and rows["fixed K=1"]["tokens_per_problem"] == 10
     assert rows["fixed K=5"]["accuracy"] == 1.0 and rows["fixed K=5"]["tokens_per_problem"] == 50
     assert rows["parallel N=3"]["accuracy"] == 0.5  # the first run's 5, 5 outvote its 4
+    # run 2's "3" then "5": RISE's m1 gives the tie to turn 1, the served default to turn 2
+    assert rows["fixed K=2"]["accuracy"] == 0.5 and rows["fixed K=2 tie-last"]["accuracy"] == 1.0
+    assert rows["fixed K=2 tie-last"]["tokens_per_problem"] == 20 and "fixed K=1 tie-last" not in rows
     assert rows["agree(2) K=5"]["turns_per_problem"] == 2.5  # stops at 2 and at 3
     assert rows["settled K=5"]["turns_per_problem"] == 3.5  # 3-0 after three turns; 3-1 after four
     sure = rows["confident(mean>=0.9) K=5"]  # run 1 is sure at turn 1; run 2 never is
