@@ -36,14 +36,21 @@ def recheck(problem: Problem) -> str:
 
 
 def corrupt_recheck(problem: Problem, rng: random.Random) -> str:
-    """A re-check turn with one partial product miscomputed and the error carried on (what a model's
-    own wrong re-check looks like), for training the turn after a wrong re-check."""
+    """A re-check turn with one partial product miscomputed and the error carried on, or (a third of
+    the time when the last step is the product) cut short after its tens part: what a model's own
+    wrong re-checks look like, for training the turn after a wrong re-check."""
     products = [i for i, s in enumerate(problem.steps) if s.op == "*" and s.operand >= 10]
     if not products:
         return recheck(problem)
     target = rng.choice(products)
     value, parts = problem.start, []
     for i, (op, k) in enumerate(problem.ops):
+        if i == target == len(problem.ops) - 1 and k % 10 and rng.random() < 1 / 3:
+            # stopped after the tens part, as if it were a product by a round number (a slip models make)
+            big = value * 10 * (k // 10)
+            parts.append(f"{value * 10}*{k // 10}={big}.")
+            value = big
+            break
         if i == target:
             text, value = _checked_wrong(value, k, rng)
             parts.append(text)
