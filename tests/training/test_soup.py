@@ -1,0 +1,43 @@
+"""`python -m app.training.soup`: the mean of checkpoints' weights, on the shipped model."""
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from app.training.soup import main
+
+
+def _copy_scaled(src, dst, scale):
+    shutil.copytree(src, dst)
+    state = load_file(str(dst / "model.safetensors"))
+    save_file({k: (v.float() * scale).to(v.dtype).contiguous() for k, v in state.items()}, str(dst / "model.safetensors"))
+    return state
+
+
+def test_the_soup_is_the_elementwise_mean_and_loads(tmp_path, model_path):
+    state = _copy_scaled(model_path, tmp_path / "a", 1.0)
+    _copy_scaled(model_path, tmp_path / "b", 3.0)
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup")]) == 0
+    mean = load_file(str(tmp_path / "soup" / "model.safetensors"))
+    assert set(mean) == set(state)
+    for k, v in state.items():
+        torch.testing.assert_close(mean[k].float(), 2.0 * v.float(), rtol=1e-2, atol=1e-6)
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "soup")  # config and tokenizer came along
+
+
+def test_models_of_different_shapes_are_refused(tmp_path, model_path, capsys):
+    state = _copy_scaled(model_path, tmp_path / "a", 1.0)
+    shutil.copytree(model_path, tmp_path / "b")
+    name = next(iter(state))
+    save_file({**state, name: torch.zeros(3)}, str(tmp_path / "b" / "model.safetensors"))
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup")])
+    assert e.value.code == 2 and "same tensors" in capsys.readouterr().err
+    assert not (tmp_path / "soup" / "model.safetensors").exists()
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "a"), "--out", str(tmp_path / "soup")])
+    assert e.value.code == 2
