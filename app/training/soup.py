@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if len(a.models) < 2:
         ap.error("give at least two models to average")
+    if any(a.out.resolve() == Path(m).resolve() for m in a.models):
+        ap.error(f"--out {a.out} is one of the models: write the soup to a new directory")
     try:
         soup([Path(m) for m in a.models], a.out)
     except (ValueError, FileNotFoundError) as e:

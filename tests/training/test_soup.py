@@ -41,3 +41,7 @@ def test_models_of_different_shapes_are_refused(tmp_path, model_path, capsys):
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "a"), "--out", str(tmp_path / "soup")])
     assert e.value.code == 2
+    before = (tmp_path / "a" / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit) as e:  # never over an input
+        main([str(tmp_path / "a"), str(model_path), "--out", str(tmp_path / "a")])
+    assert e.value.code == 2 and (tmp_path / "a" / "model.safetensors").read_bytes() == before
