@@ -4,7 +4,9 @@ parallel N, each early-stopping rule and confidence votes.
 One rollout per problem and seed serves every method: the no-oracle run of K turns (with token
 log-probs) and N parallel first-turn samples. With RISE's `last` window turn k depends only on the
 turns before it, so a rule that stops at turn j produces exactly the first j turns of that rollout;
-each method is computed from its prefix.
+each method is computed from its prefix. Fixed K and parallel N vote as RISE's m1 does (a tie to
+the earlier answer), with "tie-last" rows beside them; the early-stopping rules and confidence votes
+vote as the service does (ties to the later turn).
 
     rise eval --compute --limit 1000 --seeds 0 1 --out runs/compute     # compute.json, compute.png
 """
@@ -83,18 +85,21 @@ async def evaluate_methods(runs: Sequence[Rollout], checker: Checker, turns: int
     methods += [(f"fixed K={k} tie-last", RefineConfig(max_turns=k, tie_break="last"), "turns") for k in range(2, turns + 1)]
     for n in range(1, parallel + 1):
         methods.append((f"parallel N={n}", RefineConfig(max_turns=1, samples_per_turn=n), "parallel"))
-    methods += [(f"agree({a}) K={turns}", RefineConfig(max_turns=turns, early_stop="agree", agree_turns=a), "turns")
-                for a in (2, 3) if a <= turns]
-    methods.append((f"settled K={turns}", RefineConfig(max_turns=turns, early_stop="settled"), "turns"))
+    # the rules a caller asks for (early_stop, aggregation) vote as served: ties to the later turn
+    served = {"tie_break": "last"}
+    methods += [(f"agree({a}) K={turns}", RefineConfig(max_turns=turns, early_stop="agree", agree_turns=a, **served),
+                 "turns") for a in (2, 3) if a <= turns]
+    methods.append((f"settled K={turns}", RefineConfig(max_turns=turns, early_stop="settled", **served), "turns"))
     for form in FORMS:
         methods += [(f"confident({form}>={t}) K={turns}", RefineConfig(max_turns=turns, early_stop="confident",
-                                                                         confidence_threshold=t, confidence=form), "turns")
+                                                                         confidence_threshold=t, confidence=form,
+                                                                         **served), "turns")
                     for t in THRESHOLDS[form]]
         methods.append((f"confidence-vote({form}) K={turns}", RefineConfig(max_turns=turns, aggregation="confidence",
-                                                                          confidence=form), "turns"))
+                                                                          confidence=form, **served), "turns"))
         methods.append((f"confidence-vote({form}) N={parallel}",
-                        RefineConfig(max_turns=1, samples_per_turn=parallel, aggregation="confidence", confidence=form),
-                        "parallel"))
+                        RefineConfig(max_turns=1, samples_per_turn=parallel, aggregation="confidence", confidence=form,
+                                     **served), "parallel"))
     rows = []
     for name, config, source in methods:
         hits, tokens, used = [], [], []

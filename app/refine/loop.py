@@ -135,7 +135,8 @@ async def _run_turn(engine: Engine, k: int, question: str, prompt: Conversation,
     emit({"type": "turn_start", "turn": k})
     call = engine.generate([prompt], params, on_delta)
     [completions] = await (call if deadline is None else deadline.run(call))
-    answers = await checks.extract([c.text for c in completions])
+    answers = [None if _cut_mid_number(c) else a
+               for c, a in zip(completions, await checks.extract([c.text for c in completions]))]
     verdicts = await _judge(oracle, question, answers, [c.text for c in completions], k)
     samples = []
     for c, answer, v in zip(completions, answers, verdicts):
@@ -155,6 +156,12 @@ async def _judge(oracle: Oracle | None, question: str, answers: list[str | None]
     if oracle is None:
         return [UNCHECKED] * len(texts)
     return list(await asyncio.gather(*[oracle.judge(question, a, t, k) for a, t in zip(answers, texts)]))
+
+
+def _cut_mid_number(c) -> bool:
+    """A sample the token limit stopped while it was writing a number ("The answer is 15" of 1513):
+    whatever number ends it may be cut short, so it casts no vote."""
+    return c.finish_reason == "length" and c.text.rstrip()[-1:].isdigit()
 
 
 async def _choose(samples: list[Sample], checks: Checks, config: RefineConfig) -> int:

@@ -8,10 +8,13 @@ easier levels' steadiness in opposite directions (docs/results/README.md).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
-from app.cli_args import model_dir
+from app.cli_args import model_dir, writable_dir
+
+_UNSHARED = {"_name_or_path", "transformers_version", "torch_dtype", "dtype"}  # config keys that may differ
 
 
 def soup(models: list[Path], out: Path) -> Path:
@@ -19,7 +22,17 @@ def soup(models: list[Path], out: Path) -> Path:
     tokenizer; the models must share every tensor name and shape."""
     from safetensors.torch import load_file, save_file
 
-    states = [load_file(str(m / "model.safetensors")) for m in models]
+    configs = [{k: v for k, v in json.loads((m / "config.json").read_text()).items() if k not in _UNSHARED} for m in models]
+    for m, c in zip(models[1:], configs[1:]):
+        if c != configs[0]:
+            diff = sorted(k for k in set(c) | set(configs[0]) if c.get(k) != configs[0].get(k))
+            raise ValueError(f"{m} has another config than {models[0]} ({', '.join(diff)})")
+    states = []
+    for m in models:
+        try:
+            states.append(load_file(str(m / "model.safetensors")))
+        except Exception as e:  # missing, empty, truncated or not a file
+            raise ValueError(f"cannot read {m / 'model.safetensors'}: {e}") from None
     names = set(states[0])
     for m, s in zip(models[1:], states[1:]):
         if set(s) != names or any(s[k].shape != states[0][k].shape for k in names):
@@ -36,15 +49,17 @@ def soup(models: list[Path], out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", type=model_dir, help="two or more HF model directories of one architecture")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=writable_dir, required=True, help="a new or empty directory")
     a = ap.parse_args(argv)
     if len(a.models) < 2:
         ap.error("give at least two models to average")
     if any(a.out.resolve() == Path(m).resolve() for m in a.models):
         ap.error(f"--out {a.out} is one of the models: write the soup to a new directory")
+    if any(a.out.iterdir()):
+        ap.error(f"--out {a.out} is not empty: write the soup to a new directory")
     try:
         soup([Path(m) for m in a.models], a.out)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
     print(a.out)
     return 0

@@ -38,6 +38,13 @@ async def test_methods_are_prefixes_of_one_rollout():
     assert all(math.isfinite(r["se"]) for r in rows.values())
 
 
+async def test_early_stopping_rules_vote_as_served_ties_to_the_later_turn():
+    runs = [Rollout(_turns("1", "2", "1", "3", "3"), [_sample("1")], "3")]  # agree(2) stops at turn 5: 1, 3 tie
+    rows = {r["method"]: r for r in await evaluate_methods(runs, CHECK, turns=5, parallel=1)}
+    assert rows["agree(2) K=5"]["turns_per_problem"] == 5 and rows["agree(2) K=5"]["accuracy"] == 1.0
+    assert rows["fixed K=5"]["accuracy"] == 0.0 and rows["fixed K=5 tie-last"]["accuracy"] == 1.0
+
+
 def test_pareto_keeps_only_undominated_rows():
     rows = [{"method": "a", "accuracy": 0.6, "tokens_per_problem": 10}, {"method": "b", "accuracy": 0.7, "tokens_per_problem": 50},
             {"method": "c", "accuracy": 0.6, "tokens_per_problem": 30}, {"method": "d", "accuracy": 0.65, "tokens_per_problem": 20}]

@@ -152,3 +152,49 @@ async def test_empty_question_is_refused():
 
 def test_build_prompt_first_turn_is_the_question():
     assert build_prompt(Q, [], RefineConfig()) == [{"role": "user", "content": Q}]
+
+
+class LengthCut(FakeEngine):
+    """Turn 1 ends normally; later turns are stopped by the token limit, after `tails[k]`."""
+
+    def __init__(self, tails):
+        super().__init__(lambda _p, _j, call: "")
+        self.tails = tails
+
+    async def generate(self, prompts, params, on_delta=None):
+        from app.engines.base import Completion
+
+        self.prompts += [[dict(m) for m in p] for p in prompts]
+        k, self.calls = self.calls, self.calls + 1
+        text = f"Some steps. The answer is {self.tails[k]}"
+        return [[Completion(text + ".", 10, 5)] if k == 0 else [Completion(text, 10, 5, "length")]]
+
+
+async def test_a_turn_cut_mid_number_by_the_token_limit_casts_no_vote():
+    r = await refine(LengthCut(["1513", "15", "151"]), Q, CHECK, RefineConfig(max_turns=3, tie_break="last"))
+    assert [t.answer for t in r.turns] == ["1513", None, None]  # "15" and "151" may be 1513 cut short
+    assert r.final_answer == "1513" and r.votes == {"1513": 1}
+    # a number that was finished ("… is 151." then the limit) still counts
+    r = await refine(LengthCut(["1513", "151.", "151."]), Q, CHECK, RefineConfig(max_turns=3))
+    assert [t.answer for t in r.turns] == ["1513", "151", "151"] and r.final_answer == "151"
+
+
+async def test_the_real_model_cut_mid_number_gives_no_answer(model_path):
+    from app.engines.hf import HFEngine
+
+    engine = HFEngine(model_path)
+    q = "Eva has 79 books. She ends up with 19 times as many. Then she buys 12 more. How many books does Eva have now?"
+    try:
+        [[full]] = await engine.generate([[{"role": "user", "content": q}]], SamplingParams(temperature=0, max_tokens=160))
+        assert full.finish_reason == "stop" and CHECK.extract(full.text)
+        for cut in range(full.completion_tokens - 1, 0, -1):  # the longest cut that ends inside the number
+            [[c]] = await engine.generate([[{"role": "user", "content": q}]], SamplingParams(temperature=0, max_tokens=cut))
+            if c.text.rstrip()[-1:].isdigit() and "answer is" in c.text:
+                break
+        else:
+            pytest.fail(f"no cut of {full.text!r} ends inside its answer")
+        assert c.finish_reason == "length" and CHECK.extract(c.text) is not None  # the text alone reads as an answer
+        r = await refine(engine, q, CHECK, RefineConfig(max_turns=1, sampling=SamplingParams(temperature=0, max_tokens=cut)))
+        assert r.turns[0].answer is None and r.final_answer is None
+    finally:
+        await engine.aclose()

@@ -45,3 +45,29 @@ def test_models_of_different_shapes_are_refused(tmp_path, model_path, capsys):
     with pytest.raises(SystemExit) as e:  # never over an input
         main([str(tmp_path / "a"), str(model_path), "--out", str(tmp_path / "a")])
     assert e.value.code == 2 and (tmp_path / "a" / "model.safetensors").read_bytes() == before
+
+
+def test_other_configs_unreadable_weights_and_used_outputs_are_refused(tmp_path, model_path, capsys):
+    import json
+
+    _copy_scaled(model_path, tmp_path / "a", 1.0)
+    _copy_scaled(model_path, tmp_path / "b", 1.0)
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    (tmp_path / "b" / "config.json").write_text(json.dumps({**config, "rope_theta": 1234.0}))
+    cases = [([str(tmp_path / "a"), str(tmp_path / "b")], "another config"),  # same shapes, another model
+             ([str(tmp_path / "a"), str(model_path), "--out", str(tmp_path / "a" / "config.json")], "not a directory")]
+    (tmp_path / "c").mkdir()
+    shutil.copy2(model_path / "config.json", tmp_path / "c")
+    (tmp_path / "c" / "model.safetensors").write_bytes(b"")
+    cases.append(([str(tmp_path / "a"), str(tmp_path / "c")], "cannot read"))
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("x")
+    cases.append(([str(tmp_path / "a"), str(model_path), "--out", str(tmp_path / "used")], "not empty"))
+    for argv, message in cases:
+        if "--out" not in argv:
+            argv = argv + ["--out", str(tmp_path / "soup")]
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err, (argv, err)
+    assert not (tmp_path / "soup" / "model.safetensors").exists()
