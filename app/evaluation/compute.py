@@ -30,7 +30,8 @@ from app.refine.types import RefineConfig, Sample, Turn
 from app.refine.vote import tally
 
 FORMS = ("mean", "tail", "min")
-THRESHOLDS = {"mean": (0.9, 0.93, 0.95, 0.97), "tail": (0.97, 0.98, 0.99, 0.995), "min": (0.1, 0.2, 0.3, 0.5)}
+THRESHOLDS = {"mean": (0.9, 0.93, 0.95, 0.97, 0.98, 0.99), "tail": (0.97, 0.98, 0.99, 0.995),
+              "min": (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8)}
 
 
 @dataclass

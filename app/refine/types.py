@@ -46,7 +46,7 @@ class RefineConfig:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     early_stop: EarlyStop = "none"
     agree_turns: int = 2
-    confidence_threshold: float = 0.95
+    confidence_threshold: float = 0.99
     max_total_tokens: int | None = None
     confidence: ConfidenceForm = "mean"
 
