@@ -154,10 +154,11 @@ def plot_compute(rows: Sequence[dict], out: Path, title: str = "") -> Path:
                 ("parallel", "parallel N (majority)", "o-"),
                 ("agree", "agree", "^"), ("settled", "settled", "v"), ("confident", "confident (threshold)", "x"),
                 ("confidence-vote", "confidence vote", "D")]
-    for prefix, label, style in families:
-        mine = sorted((r for r in rows if (r["method"].endswith(prefix) if prefix == "tie-last" else
-                                           r["method"].startswith(prefix) and not r["method"].endswith("tie-last"))),
-                      key=lambda r: r["tokens_per_problem"])
+    def family(method: str) -> str:
+        return "tie-last" if method.endswith("tie-last") else next(f for f, _, _ in families if method.startswith(f))
+
+    for name, label, style in families:
+        mine = sorted((r for r in rows if family(r["method"]) == name), key=lambda r: r["tokens_per_problem"])
         if mine:
             ax.plot([r["tokens_per_problem"] for r in mine], [100 * r["accuracy"] for r in mine], style, label=label,
                     alpha=0.8)

@@ -55,8 +55,8 @@ async def run(a: argparse.Namespace) -> list[dict]:
     reference = AutoModelForCausalLM.from_pretrained(a.anchor_model or a.model, dtype=torch.float32) if a.anchor else None
     for it in range(1, a.iterations + 1):
         t0 = time.monotonic()
-        pick = (lambda: a.level[0]) if len(a.level) == 1 else (lambda: rng.choice(a.level))  # one level: rng as before
-        problems = [synthetic.generate(rng, synthetic.LEVELS[pick()], "train") for _ in range(a.problems)]
+        problems = [synthetic.generate(rng, synthetic.LEVELS[a.level[0] if len(a.level) == 1 else rng.choice(a.level)],
+                                       "train") for _ in range(a.problems)]  # one level: the rng draws as before
         engine = HFEngine(current, device=a.device, max_batch_size=a.engine_batch)
         cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature, tau=a.tau,
                             seed=a.seed * 100 + it, later=a.later, later_wrong=a.later_wrong)

@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if len(a.models) < 2:
         ap.error("give at least two models to average")
-    if any(a.out.resolve() == Path(m).resolve() for m in a.models):
+    if any(a.out.resolve() == m.resolve() for m in a.models):
         ap.error(f"--out {a.out} is one of the models: write the soup to a new directory")
     if any(a.out.iterdir()):
         ap.error(f"--out {a.out} is not empty: write the soup to a new directory")
     try:
-        soup([Path(m) for m in a.models], a.out)
+        soup(a.models, a.out)
     except (ValueError, OSError) as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
     print(a.out)
