@@ -34,9 +34,11 @@ ANSWER_CHANGES = Counter("rise_answer_changes", "Turns whose answer differs from
                          ["model_name", "mode"])
 TRANSITIONS = Counter("rise_oracle_transitions", "Oracle verdict changes between consecutive turns",
                       ["model_name", "transition"])
-PASS_AT_TURN = Counter("rise_oracle_pass_at_turn",
-                       "Oracle refinements solved at or before turn k (divide by rise_refinements{mode='oracle'})",
+PASS_AT_TURN = Counter("rise_oracle_pass_at_turn", "Oracle refinements allowed at least k turns and solved at or "
+                       "before turn k (divide by rise_oracle_refinements_at_turn for accuracy at turn k)",
                        ["model_name", "turn"])
+AT_TURN = Counter("rise_oracle_refinements_at_turn", "Oracle refinements allowed at least k turns (max_turns >= k), "
+                  "solved or not: the denominator of accuracy at turn k", ["model_name", "turn"])
 VOTE_AGREEMENT = Histogram("rise_vote_agreement_ratio", "Share of answers agreeing with the final answer (no oracle)",
                            ["model_name"], buckets=(0.2, 0.4, 0.5, 0.6, 0.8, 0.99, 1.0))
 PROMPT_TOKENS = Counter("rise_prompt_tokens", "Prompt tokens over all turns", ["model_name"])
@@ -54,8 +56,9 @@ ANSWER_CHECK_TIMEOUTS = Counter("rise_answer_check_timeouts", "Answer checks (ma
                                 "counted as not equivalent: capped (one parse or comparison), killed (a worker call "
                                 "past its caps), busy (no free worker in time), skipped (the request's budget spent)",
                                 ["reason"])
-TRACES_DROPPED = Counter("rise_traces_dropped", "Traces not stored (the refinement was still answered): queue_full, "
-                         "locked, full, readonly, unavailable, error, shutdown", ["reason"])
+TRACE_DROP_REASONS = ("queue_full", "locked", "full", "readonly", "unavailable", "error", "shutdown")
+TRACES_DROPPED = Counter("rise_traces_dropped", "Traces not stored (the refinement was still answered): "
+                         + ", ".join(TRACE_DROP_REASONS), ["reason"])
 TRACES_WRITTEN = Counter("rise_traces_written", "Traces stored")
 VERIFIER_CALLS = Counter("rise_verifier_calls", "Verifier calls by outcome: correct, incorrect, or unchecked as "
                          "timeout, error (failed, non-2xx) or invalid (a reply not {correct: bool, feedback?: str})",
@@ -63,6 +66,30 @@ VERIFIER_CALLS = Counter("rise_verifier_calls", "Verifier calls by outcome: corr
 VERIFIER_LATENCY = Histogram("rise_verifier_duration_seconds", "Latency of one verifier call", ["name"],
                              buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 BUILD_INFO = Gauge("rise_build_info", "Build and model information", ["version", "model_name", "engine"])
+READY = Gauge("rise_ready", "1 when the last /ready answered 200, 0 when it answered 503 (set by each probe)",
+              ["model_name"])
+for _reason in TRACE_DROP_REASONS:
+    TRACES_DROPPED.labels(_reason)
+
+
+def set_ready(model: str, ready: bool) -> None:
+    """What the last /ready said; only the current model name keeps a series (the name may change
+    when the model has loaded)."""
+    READY.clear()
+    READY.labels(model).set(1 if ready else 0)
+
+
+def init_series(model: str) -> None:
+    """Export at 0, from the moment the model is known, the labelled counters that panels and alerts
+    take a rate or an increase of: a series born at its first event would hide that event from them."""
+    for k in range(1, TURN_LABEL_CAP + 1):
+        PASS_AT_TURN.labels(model, turn_label(k))
+        AT_TURN.labels(model, turn_label(k))
+    for reason in ("queue_full", "not_ready"):
+        SHED.labels(model, reason)
+    for mode in ("oracle", "self"):
+        REFINEMENTS.labels(model, mode)
+    ENGINE_ERRORS.labels(model)
 
 
 def turn_label(k: int) -> str:
@@ -87,10 +114,11 @@ def observe_result(model: str, result: RefineResult, max_turns: int, equivalent:
             ANSWER_CHANGES.labels(model, mode).inc()
         if result.oracle and None not in (prev.correct, cur.correct) and prev.correct != cur.correct:
             TRANSITIONS.labels(model, "wrong_to_right" if cur.correct else "right_to_wrong").inc()
-    if result.oracle:
+    if result.oracle:  # accuracy at turn k counts the requests whose max_turns >= k, whenever they stopped
         first = next((t.index for t in result.turns if t.correct), None)
-        if first is not None:
-            for k in range(first, min(max_turns, TURN_LABEL_CAP) + 1):
+        for k in range(1, min(max_turns, TURN_LABEL_CAP) + 1):
+            AT_TURN.labels(model, turn_label(k)).inc()
+            if first is not None and k >= first:
                 PASS_AT_TURN.labels(model, turn_label(k)).inc()
     else:
         answers = [s.answer for t in result.turns for s in t.samples]
@@ -181,5 +209,6 @@ def _route_of(scope) -> str:
     if route is not None and getattr(route, "path", None):
         return route.path
     path = scope.get("path", "")
-    known = ("/v1/refine", "/v1/chat/completions", "/v1/models", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
+    known = ("/v1/refine", "/v1/chat/completions", "/v1/responses", "/v1/models", "/health", "/ready", "/metrics",
+             "/docs", "/openapi.json")
     return path if path in known else "other"

@@ -7,7 +7,7 @@ Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples d
 
 
 def scrape(server) -> dict[tuple, float]:
-    r = httpx.get(f"{server}/metrics")
+    r = httpx.get(f"{server}/metrics", timeout=30)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     out = {}
     for fam in text_string_to_metric_families(r.text):
@@ -23,10 +23,11 @@ def get(samples, name, **labels):
 def test_counters_and_histograms_move_by_what_requests_did(server, model_name):
     m = model_name
     before = scrape(server)
-    ok = httpx.post(f"{server}/v1/refine", json={"question": Q, "reference": "31", "max_turns": 4}).json()
-    never = httpx.post(f"{server}/v1/refine", json={"question": Q, "reference": "4242", "max_turns": 2}).json()
-    selfr = httpx.post(f"{server}/v1/refine", json={"question": Q, "max_turns": 3}).json()
-    bad = httpx.post(f"{server}/v1/refine", json={"question": ""})
+    ok = httpx.post(f"{server}/v1/refine", json={"question": Q, "reference": "31", "max_turns": 4}, timeout=60).json()
+    never = httpx.post(f"{server}/v1/refine", json={"question": Q, "reference": "4242", "max_turns": 2},
+                       timeout=60).json()
+    selfr = httpx.post(f"{server}/v1/refine", json={"question": Q, "max_turns": 3}, timeout=60).json()
+    bad = httpx.post(f"{server}/v1/refine", json={"question": ""}, timeout=60)
     assert bad.status_code == 400
     after = scrape(server)
 
@@ -62,7 +63,77 @@ def test_counters_and_histograms_move_by_what_requests_did(server, model_name):
 
 
 def test_no_unbounded_labels(server):
-    httpx.post(f"{server}/v1/refine", json={"question": Q + " unique-question-label-probe", "max_turns": 1})
-    httpx.get(f"{server}/some/random/path/12345")
-    text = httpx.get(f"{server}/metrics").text
+    httpx.post(f"{server}/v1/refine", json={"question": Q + " unique-question-label-probe", "max_turns": 1}, timeout=60)
+    httpx.get(f"{server}/some/random/path/12345", timeout=30)
+    text = httpx.get(f"{server}/metrics", timeout=30).text
     assert "unique-question-label-probe" not in text and "12345" not in text
+
+
+def test_readme_metrics_table_lists_every_exported_metric(server):
+    """Every `rise_` family on /metrics has a row in README's metrics table, and every row is exported."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `rise_")]
+    listed = {re.sub(r"_total$", "", m) for row in rows for m in re.findall(r"`(rise_[a-z0-9_]+)", row.split(" | ")[0])}
+    exported = {f.name for f in text_string_to_metric_families(httpx.get(f"{server}/metrics", timeout=30).text)
+                if f.name.startswith("rise_") and not f.name.endswith("_created")}
+    assert exported - listed == set(), "exported but not in README's table"
+    assert listed - exported == set(), "in README's table but not exported"
+
+
+def test_series_exist_at_zero_before_their_first_event(server, model_name):
+    """Counters an alert or panel takes a rate of are exported at 0 from the start, so that
+    Prometheus sees their first increase (a series born at 5 shows no rate)."""
+    s = scrape(server)
+    for turn in [str(k) for k in range(1, 10)] + ["10+"]:
+        for name in ("rise_oracle_pass_at_turn_total", "rise_oracle_refinements_at_turn_total"):
+            assert (name, (("model_name", model_name), ("turn", turn))) in s, (name, turn)
+    for reason in ("queue_full", "not_ready"):
+        assert ("rise_requests_shed_total", (("model_name", model_name), ("reason", reason))) in s
+    for reason in ("queue_full", "locked", "full", "readonly", "unavailable", "error", "shutdown"):
+        assert ("rise_traces_dropped_total", (("reason", reason),)) in s
+
+
+def test_oracle_turn_counters_count_each_request_up_to_its_own_k(server, model_name):
+    """Accuracy at turn k = pass_at_turn / refinements_at_turn: a request counts in turn k's
+    denominator when its K >= k, solved or not."""
+    before = scrape(server)
+    httpx.post(f"{server}/v1/refine", json={"question": Q, "reference": "31", "max_turns": 3}, timeout=60)
+    httpx.post(f"{server}/v1/refine", json={"question": Q, "reference": "4242", "max_turns": 2}, timeout=60)
+    after = scrape(server)
+
+    def d(name, turn):
+        return get(after, name, model_name=model_name, turn=turn) - get(before, name, model_name=model_name, turn=turn)
+
+    assert [d("rise_oracle_refinements_at_turn_total", str(k)) for k in (1, 2, 3, 4)] == [2, 2, 1, 0]
+    assert [d("rise_oracle_pass_at_turn_total", str(k)) for k in (1, 2, 3, 4)] == [1, 1, 1, 0]
+
+
+def test_readiness_is_a_gauge_set_by_each_ready_answer(server, model_name):
+    """`rise_ready` is 1 after a 200 from /ready and 0 after a 503 (here: the upstream is down)."""
+    from tests.servers import free_port, start_server, stop_server
+
+    assert httpx.get(f"{server}/ready", timeout=30).status_code == 200
+    assert scrape(server)[("rise_ready", (("model_name", model_name),))] == 1
+    dead = {"RISE_ENGINE": "openai", "RISE_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+            "RISE_MODEL_NAME": "dead-upstream"}
+    proc, url, _ = start_server(dead, wait_ready=False)
+    try:
+        assert httpx.get(f"{url}/ready", timeout=30).status_code == 503
+        assert scrape(url).get(("rise_ready", (("model_name", "dead-upstream"),))) == 0
+    finally:
+        stop_server(proc)
+
+
+def test_api_routes_and_the_rest_carry_distinct_route_labels(server):
+    """The 5xx alert counts `route=~"/v1/.+"` only: probes, docs, the playground and its static
+    files carry other route labels."""
+    for path in ("/health", "/ready", "/", "/playground.json", "/static/app.js", "/docs", "/openapi.json"):
+        httpx.get(f"{server}{path}", timeout=30)
+    httpx.post(f"{server}/v1/refine", json={"question": Q, "max_turns": 1}, timeout=60)
+    routes = {dict(ls)["route"] for (n, ls) in scrape(server) if n == "rise_requests_total"}
+    api = {r for r in routes if r.startswith("/v1/")}
+    assert "/v1/refine" in api
+    assert {"/health", "/ready", "/", "/playground.json", "/static", "/docs", "/openapi.json"} <= routes - api

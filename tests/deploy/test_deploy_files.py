@@ -27,7 +27,8 @@ def test_dashboard_is_import_ready_with_a_model_variable():
     assert dash["uid"] and dash["title"] and len(dash["panels"]) >= 10
     assert [v["name"] for v in dash["templating"]["list"]] == ["model_name"]
     titles = " ".join(p["title"].lower() for p in dash["panels"])
-    for topic in ("throughput", "latency", "turns", "accuracy by turn", "flow", "vote", "tokens", "queue", "errors"):
+    for topic in ("throughput", "latency", "turns", "accuracy by turn", "flow", "vote", "tokens", "queue", "errors",
+                  "shed", "traces written and dropped", "verifier outcomes", "prefix-cache hit rate", "ready"):
         assert topic in titles
     assert all("$model_name" in t["expr"] for p in dash["panels"] for t in p["targets"])
 
@@ -54,10 +55,10 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck():
 def test_every_promql_metric_is_exported(server):
     # exercise every code path so each labelled series exists
     q = "Sam has 23 apples. He buys 17 more. How many apples does Sam have now?"
-    httpx.post(f"{server}/v1/refine", json={"question": q, "reference": "40", "max_turns": 2})
-    httpx.post(f"{server}/v1/refine", json={"question": q, "reference": "41", "max_turns": 2})
-    httpx.post(f"{server}/v1/refine", json={"question": q, "max_turns": 2})
-    families = list(text_string_to_metric_families(httpx.get(f"{server}/metrics").text))
+    httpx.post(f"{server}/v1/refine", json={"question": q, "reference": "40", "max_turns": 2}, timeout=60)
+    httpx.post(f"{server}/v1/refine", json={"question": q, "reference": "41", "max_turns": 2}, timeout=60)
+    httpx.post(f"{server}/v1/refine", json={"question": q, "max_turns": 2}, timeout=60)
+    families = list(text_string_to_metric_families(httpx.get(f"{server}/metrics", timeout=30).text))
     exported = {f.name for f in families} | {s.name for f in families for s in f.samples}
     used = {m for e in exprs() for m in METRIC.findall(e)}
     # a labelled series may have no samples yet (no error so far): its family must still be declared

@@ -6,7 +6,8 @@ or `engine_failures` (the last `RISE_ENGINE_FAILURES_UNREADY` requests failed in
 With traces on, a ready answer carries `traces`: `{"status": "ok" | "degraded", "reason", "queued",
 "dropped"}`; a degraded store keeps the 200. After
 such failures each probe tries a one-token generation; once one succeeds the count is reset, so a
-pod that left a load balancer's rotation comes back without traffic.
+pod that left a load balancer's rotation comes back without traffic. Each answer sets the gauge
+`rise_ready` (1 or 0), which the RiseServeNotReady alert watches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from app import metrics
 from app.api.deps import EngineDep
 from app.engines.base import SamplingParams
 
@@ -37,6 +39,15 @@ def _not_ready(reason: str, detail: str, retry_after: int = 2) -> JSONResponse:
             responses={503: {"description": "not ready: loading, load_failed, draining, upstream_unavailable, "
                                             "engine_unhealthy or engine_failures"}})
 async def ready(request: Request):
+    from app.api.main import served_name  # main imports this module
+
+    answer = await _readiness(request)
+    metrics.set_ready(served_name(request.app), not isinstance(answer, JSONResponse))
+    return answer
+
+
+async def _readiness(request: Request):
+    """A 503 JSONResponse with the reason, or the ready body."""
     state = request.app.state
     engine = getattr(state, "engine", None)
     if getattr(state, "draining", False):
