@@ -4,7 +4,8 @@
 - `/judge`: correct when the answer is `params.expected` (default "31"), else incorrect with FEEDBACK;
 - `/wrong`: always incorrect with FEEDBACK;
 - `/slow`: answers after SLOW_S seconds (past a short timeout_s);
-- `/error`: HTTP 500; `/garbage`: 200 with a body that is not JSON; `/shape`: JSON without a boolean `correct`.
+- `/error`: HTTP 500; `/garbage`: 200 with a body that is not JSON; `/shape`: JSON without a boolean `correct`;
+- `/cookie`: as `/wrong`, setting a cookie (COOKIE) for the whole host.
 
 Every request body it receives is kept in `calls` (path, body, headers).
 
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FEEDBACK = "The answer is incorrect. The test `test_apples_left` failed: recount what Sam gives away. zq-feedback-mark"
 SLOW_S = 2.0
+COOKIE = "verifier-session=zq-cookie"
 
 
 class VerifierServer:
@@ -49,12 +51,16 @@ class VerifierServer:
                     self._send(200, b"<html>not json</html>")
                 elif self.path == "/shape":
                     self._send(200, {"correct": "yes", "feedback": 5})
+                elif self.path == "/cookie":
+                    self._send(200, {"correct": False, "feedback": FEEDBACK}, {"Set-Cookie": f"{COOKIE}; Path=/"})
                 else:
                     self._send(404, {"error": "no such path"})
 
-            def _send(self, status: int, payload) -> None:
+            def _send(self, status: int, payload, headers: dict | None = None) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
@@ -71,7 +77,7 @@ class VerifierServer:
     def endpoints(self, timeout_s: float = 5.0) -> dict:
         """RISE_VERIFIERS entries for every behaviour, `slow` with a 0.3 s timeout."""
         entries = {name: {"url": f"{self.url}/{name}", "timeout_s": timeout_s}
-                   for name in ("judge", "wrong", "error", "garbage", "shape")}
+                   for name in ("judge", "wrong", "error", "garbage", "shape", "cookie")}
         entries["slow"] = {"url": f"{self.url}/slow", "timeout_s": 0.3}
         entries["judge"]["headers"] = {"Authorization": "Bearer verifier-secret"}
         return entries

@@ -20,7 +20,7 @@ from functools import lru_cache
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 FAMILIES = ("synthetic", "gsm8k", "math")
-_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*\$?\s*(-?[\d,]*\.?\d+)")
+_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is[:\s]*(?:\$\s*)?(-?[\d,]*\.?\d+)")  # linear in spaces
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
 # math-verify logs the text it failed to parse ("Timeout during parsing: <reference>"): never let an

@@ -12,7 +12,7 @@ from collections import deque
 from app import metrics
 from app.api.middleware import replay, send_error
 
-GUARDED = ("/v1/refine", "/v1/chat/completions")
+GUARDED = ("/v1/refine", "/v1/chat/completions", "/v1/responses")
 
 
 class Admission:

@@ -43,6 +43,17 @@ def error_response(status: int, message: str, param: str | None = None, code: st
     return _AsciiJSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
 
 
+PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")  # what pydantic puts before a validator's sentence
+
+
+def own_words(message: str) -> str:
+    """A validator's sentence as it wrote it, without pydantic's "Value error, " (or "Assertion
+    failed, ") before it: every 4xx message reads as rise-serve's own."""
+    for prefix in PYDANTIC_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
 def describe_validation(errors: list[dict]) -> tuple[str, str | None]:
     """One readable message naming the offending field(s), and the first field as `param`."""
     parts, param = [], None
@@ -56,9 +67,9 @@ def describe_validation(errors: list[dict]) -> tuple[str, str | None]:
             parts.append(f"malformed JSON: {e.get('ctx', {}).get('error', e.get('msg'))}")
             param = None
         elif field:
-            parts.append(f"{field}: {e.get('msg')}")
+            parts.append(f"{field}: {own_words(str(e.get('msg')))}")
         else:
-            parts.append(str(e.get("msg")))
+            parts.append(own_words(str(e.get("msg"))))
     return "; ".join(parts) or "invalid request", param
 
 

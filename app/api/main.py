@@ -19,9 +19,10 @@ from app.answers.pool import CheckPool
 from app.api import errors
 from app.api.admission import Admission
 from app.api.middleware import Auth, BodyLimit, RequestId
-from app.api.routes import health, openai, playground, refine
+from app.api.routes import docs, health, openai, playground, refine
 from app.api.routes import metrics as metrics_routes
 from app.api.routes import refinements
+from app.api.routes import responses
 from app.config import Settings
 from app.engines.base import Engine
 from app.verifiers.registry import Verifiers
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             if app.state.engine is not None and engine is None:
                 await app.state.engine.aclose()
 
-    app = FastAPI(title="rise-serve", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="rise-serve", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-refinement (RISE) serving: answer, get feedback, answer again.")
     app.state.settings = settings
     app.state.engine = engine
@@ -72,10 +73,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.models_router)
     app.include_router(refine.router)
     app.include_router(openai.router)
+    app.include_router(responses.router)  # the Responses API, beside chat
     app.include_router(metrics_routes.router)
     app.include_router(refinements.router)
     app.include_router(playground.router)  # the web playground at / (app/api/static/)
     app.mount("/static", playground.static_files(), name="static")
+    app.include_router(docs.router)  # /docs and /redoc, their assets from an installed package: no CDN
+    app.mount(docs.ASSETS, docs.static_files(), name="docs-assets")
     # outermost last: request id -> metrics -> keys -> whole body (size, time) -> admission -> routes
     app.add_middleware(Admission, state=app.state, max_in_flight=settings.max_in_flight,
                        max_queue=settings.max_queue, model_name=lambda: served_name(app))
@@ -101,6 +105,7 @@ def served_name(app: FastAPI) -> str:
 def _instrument(engine: Engine) -> None:
     name = engine.info.model_name
     metrics.BUILD_INFO.labels("0.1.0", name, engine.info.extra.get("engine", "unknown")).set(1)
+    metrics.init_series(name)
     if hasattr(engine, "on_batch"):
         engine.on_batch = metrics.BATCH_SIZE.labels(name).observe
 

@@ -4,6 +4,8 @@
 then an "[answer: ... (correct|incorrect|unchecked)]" line. A stream sends them as they are
 produced, a non-streamed message carries them whole; both under vLLM's `reasoning` and the older
 `reasoning_content`, or one of them (RISE_REASONING_FIELD), always in the same delta or message.
+With several samples per turn a stream sends each turn's text when the turn ends: the text of the
+sample that went on, as the non-streamed `reasoning` has it (the samples' tokens are not shown).
 """
 
 from __future__ import annotations
@@ -88,11 +90,12 @@ def completion(cid: str, created: int, model: str, results: list[RefineResult], 
     }
 
 
-def chunk_renderer(cid: str, created: int, model: str, include_usage: bool,
-                   reasoning_field: str, want_logprobs: bool = False) -> Callable[[dict], list[str]]:
+def chunk_renderer(cid: str, created: int, model: str, include_usage: bool, reasoning_field: str,
+                   want_logprobs: bool = False, samples: int = 1) -> Callable[[dict], list[str]]:
     """Turns the loop's events (tagged with their choice) into SSE chunks: a first chunk with the
     role, the turns as reasoning deltas, then per choice the answer as `content` and a chunk with
-    the finish reason and the trace (`rise`), the usage if asked, and `[DONE]`."""
+    the finish reason and the trace (`rise`), the usage if asked, and `[DONE]`. With `samples` > 1
+    per turn, each sample's tokens are held and the chosen one's text goes out at the turn's end."""
 
     def chunk(choices: list[dict], **extra) -> str:
         body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -105,6 +108,7 @@ def chunk_renderer(cid: str, created: int, model: str, include_usage: bool,
         return {"index": i, "delta": d, "finish_reason": finish, "logprobs": None}
 
     started = set()
+    held: dict[tuple[int, int, int], list[str]] = {}  # (choice, turn, sample) -> text, when samples > 1
 
     def render(event: dict) -> list[str]:
         kind = event["type"]
@@ -127,11 +131,15 @@ def chunk_renderer(cid: str, created: int, model: str, include_usage: bool,
         if kind == "turn_start":
             text = turn_start(event["turn"])
         elif kind == "delta":
-            if event["sample"] != 0:
+            if samples > 1:  # which sample goes on is known only at the turn's end
+                held.setdefault((i, event["turn"], event["sample"]), []).append(event["text"])
                 return out
             text = event["text"]
         elif kind == "turn_end":
-            text = turn_end(event["answer"], event["correct"])
+            chosen = "".join(held.get((i, event["turn"], event["chosen_sample"]), ()))
+            for j in range(samples):
+                held.pop((i, event["turn"], j), None)
+            text = chosen + turn_end(event["answer"], event["correct"])
         else:  # an event the chat stream does not show
             return out
         out.append(chunk([delta(i, reasoning(text, reasoning_field))]))

@@ -3,11 +3,12 @@ chunk and model shapes.
 
 A field is one of three kinds (README, "POST /v1/chat/completions"):
 - honoured: `model`, `messages`, `temperature`, `top_p`, `max_tokens`, `max_completion_tokens`,
-  `n`, `seed`, `stop`, `stream`, `stream_options`, `reasoning_effort`, `user`, `logprobs` and `rise`;
+  `n`, `seed`, `stop`, `stream`, `stream_options`, `reasoning_effort`, `user`, `logprobs`, `store`
+  (keep the completion in the trace store: app/api/serving.py `trace_wanted`) and `rise`;
 - accepted at its neutral value only (`NEUTRAL`): a feature rise-serve does not offer, sent at the
   value that asks for nothing (`presence_penalty: 0`, `top_logprobs: 0`, `tools: []`, ...); any
   other value is a 400 naming the field (`unsupported`);
-- accepted and without effect here: hints about OpenAI's own service (`store: false`, `metadata`,
+- accepted and without effect here: hints about OpenAI's own service (`metadata`,
   `service_tier`, `prompt_cache_key`, `safety_identifier`, `parallel_tool_calls`, ...).
 A field OpenAI does not have is a 400. Types are strict: a string is not a number, a number is not
 a boolean (JSON's `1` is a number for a float field).
@@ -121,6 +122,8 @@ class ChatCompletionRequest(BaseModel):
         None, description="RISE's compute: the turns of RISE_REASONING_EFFORT_LEVELS (`rise.max_turns` wins)")
     user: str | None = Field(None, max_length=256, description="written to the request's log line")
     rise: RefineOptions = Field(default_factory=RefineOptions, description="RISE options (extra_body={'rise': {...}})")
+    store: bool | None = Field(None, description="true: keep this completion in the trace store (a 400 when traces "
+                                                 "are off); false or left out (OpenAI's default): keep nothing")
 
     # accepted at the neutral value only (NEUTRAL)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0, allow_inf_nan=False)
@@ -140,7 +143,6 @@ class ChatCompletionRequest(BaseModel):
     moderation: dict | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
-    store: bool | None = None
 
     # accepted, without effect here (hints for OpenAI's own service)
     parallel_tool_calls: bool | None = None
@@ -209,5 +211,4 @@ NEUTRAL: dict[str, tuple[Callable[[Any, ChatCompletionRequest], bool], str, str]
     "moderation": (lambda v, r: False, "null", "moderation is not offered"),
     "verbosity": (lambda v, r: v == "medium", '"medium"', "rise-serve has one verbosity"),
     "service_tier": (lambda v, r: v in ("auto", "default"), '"auto" or "default"', "rise-serve has one service tier"),
-    "store": (lambda v, r: v is False, "false", "completions are not stored"),
 }

@@ -126,6 +126,9 @@ class RefineRequest(RefineOptions):
     seed: int | None = Field(None, ge=0, le=2**62)
     stop: list[str] | None = Field(None, max_length=4)
     stream: StrictBool = False
+    store: StrictBool | None = Field(None, description="keep this refinement in the trace store: left out, kept when "
+                                                       "traces are on; false: kept nowhere; true: a 400 when "
+                                                       "traces are off")
     model: str | None = Field(None, description="optional; must name the served model")
 
     _text = field_validator("question")(no_control_chars)

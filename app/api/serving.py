@@ -15,7 +15,7 @@ from app.config import Settings
 from app.engines.base import EngineError, PromptTooLongError, SamplingParams
 from app.refine.checks import PooledChecks
 from app.refine.feedback import DEFAULT_FEEDBACK
-from app.refine.loop import Oracle, RefineTimeout, reference_oracle
+from app.refine.loop import Oracle, RefineTimeout, build_prompt, reference_oracle
 from app.refine.types import RefineConfig
 from app.verifiers.errors import VerifierError
 from app.verifiers.registry import Verifiers
@@ -59,9 +59,10 @@ def build_config(settings: Settings, opts, *, temperature: float, top_p: float, 
         raise ApiError(400, f"{prefix}{e}" if where != field else str(e), where) from None
 
 
-def checker_and_oracle(state, opts, deadline, prefix: str = "") -> tuple[PooledChecks, Oracle | None]:
+async def checker_and_oracle(state, opts, deadline, prefix: str = "") -> tuple[PooledChecks, Oracle | None]:
     """The request's answer checks (math-verify in capped worker processes, within `deadline`) and
-    its oracle: its reference, or its verifier (checked now: a bad one is a 400 naming the field)."""
+    its oracle: its reference, or its verifier (checked now, in a worker thread under a time cap: a
+    bad one is a 400 naming the field)."""
     settings: Settings = state.settings
     checks = PooledChecks(get_checker(opts.task or settings.task), state.check_pool, deadline)
     if opts.early_stop != "none" and (opts.reference or opts.verifier is not None):
@@ -75,10 +76,28 @@ def checker_and_oracle(state, opts, deadline, prefix: str = "") -> tuple[PooledC
     if getattr(state, "verifiers", None) is None:  # one per app: its client pools the endpoints' connections
         state.verifiers = Verifiers(settings.verifiers)
     try:
-        return checks, state.verifiers.oracle(opts.verifier.name, opts.verifier.params(), deadline)
+        return checks, await state.verifiers.checked_oracle(opts.verifier.name, opts.verifier.params(), deadline)
     except VerifierError as e:
         where = f"{prefix}verifier.{e.field}"
-        raise ApiError(400, f"{where}: {e.message}", where) from None
+        raise ApiError(e.status, f"{where}: {e.message}", where,
+                       headers={"Retry-After": "1"} if e.status == 503 else None) from None
+
+
+def effort_options(settings: Settings, effort: str | None, opts):
+    """The request's RISE options, with a reasoning-effort level's rule (RISE_REASONING_EFFORT_LEVELS)
+    filling what `rise` left unset: chat's `reasoning_effort`, the Responses API's `reasoning.effort`
+    (`rise.max_turns` wins over the level's turns)."""
+    if effort is None:
+        return opts
+    rule = settings.effort(effort)
+    given = {k for k in opts.model_fields_set if getattr(opts, k) is not None}  # null: the default
+    update = {k: v for k, v in rule.model_dump(exclude_none=True).items() if k not in given}
+    if opts.reference or opts.verifier is not None:
+        update.pop("early_stop", None)  # an oracle stops at the first correct turn: the level's rule has no place
+    out = opts.model_copy(update=update)
+    if "early_stop" not in given and out.early_stop == "agree" and (out.max_turns or 1) < out.agree_turns:
+        out = out.model_copy(update={"early_stop": "none"})  # too few turns for the level's rule to apply
+    return out
 
 
 def check_question(settings: Settings, question: str, param: str) -> None:
@@ -86,6 +105,22 @@ def check_question(settings: Settings, question: str, param: str) -> None:
         raise ApiError(400, f"{param} must not be empty", param)
     if len(question) > settings.max_question_chars:
         raise ApiError(400, f"{param} is longer than {settings.max_question_chars} characters", param)
+
+
+async def check_fits(engine, question: str, history: list[dict], param: str) -> None:
+    """A 400 (`context_length_exceeded`) before any work, streamed or not, when the first turn's
+    prompt does not fit the model's context with room for one new token. Counted with the engine's
+    own chat template (off the event loop); an engine without one (an upstream) is asked by trying."""
+    encode = getattr(engine, "encode", None)
+    if encode is None:
+        return
+    tokens = len(await asyncio.to_thread(encode, build_prompt(question, [], RefineConfig(), history)))
+    limit = engine.info.max_context
+    if tokens >= limit:
+        what = "the question has" if param == "question" else "the conversation has"
+        raise ApiError(400, f"{what} {tokens} tokens in the model's chat template; the model's context is {limit} "
+                            "tokens, and a turn needs room for at least one new token", param,
+                       "context_length_exceeded")
 
 
 async def run_mapped(coro: Awaitable, param: str = "question", model: str = "", state=None):
@@ -153,11 +188,23 @@ def record(model: str, results, config: RefineConfig, question: str | None = Non
                  extra={"fields": fields})
 
 
+def trace_wanted(request, store: bool | None, default: bool) -> bool:
+    """Whether to keep the request's refinement in the trace store: its `store` field, else the
+    route's `default` (the chat API: false, as OpenAI; the native API: true), and never when traces
+    are off. `store: true` with traces off is a 400: the client asked for what cannot happen."""
+    traces_on = getattr(request.app.state, "traces", None) is not None
+    if store and not traces_on:
+        raise ApiError(400, "'store': true asks to keep this refinement, but this server keeps no traces "
+                            "(RISE_TRACES_URL is unset); leave store out or set it to false", "store",
+                       "unsupported_parameter")
+    return traces_on and (default if store is None else store)
+
+
 def keep_trace(request, trace_id: str, route: str, question: str, config: RefineConfig, results,
-               reference: str | None, history: list[dict] | None = None) -> None:
+               reference: str | None, history: list[dict] | None = None, response: dict | None = None) -> None:
     """Hand a finished refinement to the trace writer when traces are on (app/traces/writer.py):
     never waits and never fails the request; the reference goes only where RISE_TRACES_KEEP_REFERENCES
-    says so."""
+    says so (`response`: a stored Responses API response's own fields)."""
     state = request.app.state
     writer = getattr(state, "traces", None)
     if writer is None:
@@ -167,7 +214,7 @@ def keep_trace(request, trace_id: str, route: str, question: str, config: Refine
         writer.submit(build_row(trace_id, route=route, model=info.model_name, engine=info.extra.get("engine", "unknown"),
                                 question=question, config=config, results=list(results), reference=reference,
                                 key_id=getattr(request.state, "key_id", None), history=history,
-                                keep_reference=state.settings.traces_keep_references))
+                                keep_reference=state.settings.traces_keep_references, response=response))
     except Exception as e:  # noqa: BLE001 - a trace is never worth a refinement
         metrics.TRACES_DROPPED.labels("error").inc()
         log.error("trace not kept: %s", type(e).__name__)

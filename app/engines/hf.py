@@ -124,13 +124,12 @@ class HFEngine:
         if self._closed:
             raise EngineError("engine is closed")
         loop = asyncio.get_running_loop()
-        encoded = [self.encode(p) for p in prompts]
+        encoded = await asyncio.to_thread(lambda: [self.encode(p) for p in prompts])  # a long prompt: 1 s and more
         limit = self._info.max_context
         for i, ids in enumerate(encoded):
             if len(ids) >= limit:
-                raise PromptTooLongError(
-                    f"prompt {i} has {len(ids)} tokens; the model's context is {limit} tokens"
-                )
+                which = "the prompt" if len(encoded) == 1 else f"prompt {i}"
+                raise PromptTooLongError(f"{which} has {len(ids)} tokens; the model's context is {limit} tokens")
         futures: list[list[asyncio.Future]] = []
         rows: list[Row] = []
         for i, ids in enumerate(encoded):

@@ -61,10 +61,11 @@ class VLLMEngine:
 
     async def generate(self, prompts: Sequence[Conversation], params: SamplingParams,
                        on_delta: DeltaCallback | None = None) -> list[list[Completion]]:
-        encoded = [self.encode(p) for p in prompts]
+        encoded = await asyncio.to_thread(lambda: [self.encode(p) for p in prompts])  # a long prompt: 1 s and more
         for i, ids in enumerate(encoded):
             if len(ids) >= self._info.max_context:
-                raise PromptTooLongError(f"prompt {i} has {len(ids)} tokens; the model's context is "
+                which = "the prompt" if len(encoded) == 1 else f"prompt {i}"
+                raise PromptTooLongError(f"{which} has {len(ids)} tokens; the model's context is "
                                          f"{self._info.max_context} tokens")
         return list(await asyncio.gather(*[self._one(i, ids, params, on_delta) for i, ids in enumerate(encoded)]))
 

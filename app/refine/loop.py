@@ -45,7 +45,9 @@ async def refine(
     """Run up to `config.max_turns` turns on `question`.
 
     history: earlier messages (e.g. a system prompt) placed before the question in every prompt.
-    on_event: receives {"type": "turn_start" | "delta" | "turn_end", ...} as the work happens.
+    on_event: receives {"type": "turn_start" | "delta" | "turn_end", ...} as the work happens:
+        `turn_start` only for a turn that runs (the engine took its prompt), `turn_end` names the
+        sample that went on (`chosen_sample`); a turn the deadline cuts short has no `turn_end`.
     deadline: a `time.monotonic()` instant or a `Deadline` (which may be brought forward while the
         loop runs); past it the loop ends with the turns it finished.
     oracle: judges each sample (app/refine/oracles.py); a turn it could not check goes on as
@@ -127,14 +129,21 @@ async def _run_turn(engine: Engine, k: int, question: str, prompt: Conversation,
     start = time.monotonic()
     first: list[float] = []
 
-    def on_delta(_i: int, j: int, text: str) -> None:
+    def announce() -> None:
+        """`turn_start` once the turn runs (its first tokens, or its end for an engine that streams
+        none): a prompt the engine refuses (too long for the context) announces no turn."""
         if not first:
             first.append(time.monotonic() - start)
+            emit({"type": "turn_start", "turn": k})
+
+    def on_delta(_i: int, j: int, text: str) -> None:
+        announce()
         emit({"type": "delta", "turn": k, "sample": j, "text": text})
 
-    emit({"type": "turn_start", "turn": k})
     call = engine.generate([prompt], params, on_delta)
     [completions] = await (call if deadline is None else deadline.run(call))
+    ttft = first[0] if first else None  # None: the engine streamed no tokens
+    announce()
     answers = [None if _cut_mid_number(c) else a
                for c, a in zip(completions, await checks.extract([c.text for c in completions]))]
     verdicts = await _judge(oracle, question, answers, [c.text for c in completions], k)
@@ -143,9 +152,8 @@ async def _run_turn(engine: Engine, k: int, question: str, prompt: Conversation,
         samples.append(Sample(c.text, answer, v.correct, c.prompt_tokens, c.completion_tokens, c.finish_reason,
                               policy.confidence(c.token_logprobs, config.confidence) if params.logprobs else None,
                               c.token_logprobs, c.token_texts, feedback=v.feedback))
-    turn = Turn(k, samples, await _choose(samples, checks, config), time.monotonic() - start,
-                first[0] if first else None)
-    emit({"type": "turn_end", "turn": k, "answer": turn.answer, "correct": turn.correct,
+    turn = Turn(k, samples, await _choose(samples, checks, config), time.monotonic() - start, ttft)
+    emit({"type": "turn_end", "turn": k, "answer": turn.answer, "correct": turn.correct, "chosen_sample": turn.chosen,
           "latency_s": round(turn.latency_s, 4), "confidence": samples[turn.chosen].confidence})
     return turn
 

@@ -17,12 +17,15 @@ from app.refine.types import RefineConfig, RefineResult
 def build_row(trace_id: str, *, route: str, model: str, engine: str, question: str, config: RefineConfig,
               results: list[RefineResult], key_id: str | None = None, reference: str | None = None,
               keep_reference: bool = False, history: list[dict] | None = None,
-              created: float | None = None) -> dict[str, Any]:
+              created: float | None = None, response: dict | None = None) -> dict[str, Any]:
     """A row of `rise_traces`: every choice's turns (text, answer, tokens, latency, confidence),
-    the final answer, stop reason and config. `reference` is kept only with `keep_reference`."""
+    the final answer, stop reason and config. `reference` is kept only with `keep_reference`;
+    `response` is what a stored Responses API response echoes (its instructions, metadata, ...)."""
     choices = [r.to_dict() for r in results]
     first = results[0]
     body = {"config": _config(config), "history": history or [], "choices": choices}
+    if response is not None:
+        body["response"] = response
     return {"id": trace_id, "created": time.time() if created is None else created, "key_id": key_id,
             "model": model, "engine": engine, "route": route, "question": question,
             "final_answer": first.final_answer, "stop_reason": first.stop_reason,

@@ -1,7 +1,8 @@
 """The one table of stored refinements, and trace ids.
 
 Ids are random (128 bits from `secrets`), prefixed with what made them: `rr-` for `/v1/refine`,
-`chatcmpl-` for the chat API (the id of the response is the id of the trace).
+`chatcmpl-` for the chat API, `resp_` (OpenAI's own form) for the Responses API: the id of the
+response is the id of the trace.
 
     python -c "from app.traces.schema import new_id; print(new_id('rr'))"
 """
@@ -13,8 +14,8 @@ import secrets
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
 
-ID_PREFIXES = ("rr", "chatcmpl")
-_ID = re.compile(r"^(rr|chatcmpl)-[0-9a-f]{32}$")
+ID_PREFIXES = {"rr": "rr-", "chatcmpl": "chatcmpl-", "resp": "resp_"}  # prefix -> how an id starts
+_ID = re.compile(r"^(rr-|chatcmpl-|resp_)[0-9a-f]{32}$")
 
 metadata = MetaData()
 
@@ -37,14 +38,15 @@ traces = Table(
     Column("fb_at", Float, nullable=True),
     Index("ix_rise_traces_created", "created", "id"),
     Index("ix_rise_traces_key_created", "key_id", "created"),
+    Index("ix_rise_traces_key_labelled", "key_id", "fb_at", "created"),  # retention's per-key counts and cuts
 )
 
 
 def new_id(prefix: str) -> str:
-    """A trace id nobody can guess: `prefix-` and 32 hex digits (128 random bits)."""
+    """A trace id nobody can guess: `prefix-` (`resp_`) and 32 hex digits (128 random bits)."""
     if prefix not in ID_PREFIXES:
         raise ValueError(f"unknown trace id prefix {prefix!r}")
-    return f"{prefix}-{secrets.token_hex(16)}"
+    return f"{ID_PREFIXES[prefix]}{secrets.token_hex(16)}"
 
 
 def valid_id(value: str) -> bool:

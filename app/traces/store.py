@@ -17,7 +17,10 @@ from sqlalchemy import and_, create_engine, delete, event, func, or_, select, up
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.traces.retention import fair_cut
 from app.traces.schema import metadata, traces
+
+PRUNE_LOCK = 0x72697365_7472  # the advisory lock replicas take turns on to prune one PostgreSQL
 
 
 def check_url(url: str) -> str:
@@ -65,6 +68,11 @@ class TraceStore:
         except SQLAlchemyError:
             if not _table_exists(self.engine):
                 raise
+        for index in traces.indexes:  # a table an earlier version made lacks the newer indexes
+            try:
+                index.create(self.engine, checkfirst=True)
+            except SQLAlchemyError:
+                pass  # another process made it meanwhile; a store that cannot is slower, not wrong
         self._created = True
         if self.sqlite:
             self._file = _file_id(make_url(self.url).database)
@@ -102,15 +110,31 @@ class TraceStore:
             c.execute(traces.insert(), rows)
 
     def prune(self, max_rows: int, max_age_s: float, now: float | None = None) -> int:
-        """Delete what is older than `max_age_s`, then the oldest rows beyond `max_rows`."""
+        """Delete what is older than `max_age_s` (labelled or not); then, beyond `max_rows`, the
+        unlabelled rows (no feedback) before any labelled one, each time from the key that holds
+        the most of them, its oldest first (`retention.fair_cut`). Replicas pruning one PostgreSQL
+        take turns (a transaction-scoped advisory lock), so that none deletes on stale counts;
+        SQLite's `BEGIN IMMEDIATE` already serialises them."""
         cutoff = (time.time() if now is None else now) - max_age_s
         with self.engine.begin() as c:
+            if not self.sqlite:  # a replica stuck mid-prune holds the others up 5 s at most (then: retried)
+                c.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                c.execute(select(func.pg_advisory_xact_lock(PRUNE_LOCK)))
             gone = c.execute(delete(traces).where(traces.c.created < cutoff)).rowcount or 0
-            total = c.execute(select(func.count()).select_from(traces)).scalar_one()
-            if total > max_rows:
-                oldest = (select(traces.c.id).order_by(traces.c.created, traces.c.id)
-                          .limit(total - max_rows).scalar_subquery())
-                gone += c.execute(delete(traces).where(traces.c.id.in_(oldest))).rowcount or 0
+            excess = c.execute(select(func.count()).select_from(traces)).scalar_one() - max_rows
+            if excess <= 0:
+                return gone
+            counts = c.execute(select(traces.c.key_id, func.count(), func.count(traces.c.fb_at))
+                               .group_by(traces.c.key_id)).all()  # a scan of the (key_id, fb_at) index
+            for tier in (False, True):
+                if excess <= 0:
+                    break
+                cut, at_level, left = fair_cut({k: lab if tier else n - lab for k, n, lab in counts}, excess)
+                for key in _oldest_first(c, at_level, tier)[:left]:
+                    cut[key] = cut.get(key, 0) + 1
+                for key, n in sorted(cut.items(), key=lambda kv: (kv[0] is None, str(kv[0]))):
+                    gone += _evict(c, key, tier, n)
+                    excess -= n
         return gone
 
     def set_feedback(self, trace_id: str, key_id: str | None, *, rating: int | None, comment: str | None,
@@ -206,6 +230,34 @@ def classify(error: BaseException) -> str:
                                "server closed", "timeout", "timed out", "starting up")):
         return "unavailable"
     return "error"
+
+
+def _tier(labelled: bool):
+    return traces.c.fb_at.is_not(None) if labelled else traces.c.fb_at.is_(None)
+
+
+def _of_key(key_id: str | None):
+    return traces.c.key_id.is_(None) if key_id is None else traces.c.key_id == key_id
+
+
+def _evict(c, key_id: str | None, labelled: bool, n: int) -> int:
+    """Delete this key's `n` oldest rows of the tier. The tier is checked again on the row itself,
+    so that a row labelled meanwhile (PostgreSQL re-checks an updated row) is not deleted."""
+    order = (traces.c.created,) if labelled else (traces.c.fb_at, traces.c.created)  # NULL, then the index's order
+    oldest = select(traces.c.id).where(_of_key(key_id), _tier(labelled)).order_by(*order).limit(n).scalar_subquery()
+    return c.execute(delete(traces).where(traces.c.id.in_(oldest), _tier(labelled))).rowcount or 0
+
+
+def _oldest_first(c, key_ids: list, labelled: bool) -> list:
+    """`key_ids` ordered by their oldest row of the tier (a tie at the cut goes to the key that
+    has held a row longest)."""
+    if not key_ids:
+        return []
+    named = [k for k in key_ids if k is not None]
+    who = or_(traces.c.key_id.in_(named), *([traces.c.key_id.is_(None)] if None in key_ids else []))
+    rows = c.execute(select(traces.c.key_id, func.min(traces.c.created)).where(who, _tier(labelled))
+                     .group_by(traces.c.key_id)).all()
+    return [k for k, _ in sorted(rows, key=lambda r: (r[1], r[0] is None, str(r[0])))]
 
 
 def _mine(trace_id: str, key_id: str | None):

@@ -10,6 +10,9 @@ over with `submit` (never blocks, never raises) and written by one thread, in ba
 - Retention (`max_rows`, `max_age_s`) is enforced after every batch, and once a minute when idle.
 - `wait_written(id)` lets a read on this process wait for its own pending write; `flush()` waits
   for everything submitted so far (stored or dropped).
+- A trace still pending can be deleted (`forget`: it is left out of its batch, or deleted right
+  after the insert, before it stops being pending) and labelled (`hold_feedback`: the label goes
+  into the row, or is applied right after the insert). Only this process sees its pending writes.
 
     .venv/bin/python -m pytest -q tests/traces/test_writer.py
 """
@@ -20,7 +23,8 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
+from functools import partial
 from typing import Callable
 
 from app.traces.store import TraceStore
@@ -30,6 +34,7 @@ log = logging.getLogger("rise.traces")
 LOG_EVERY_S = 60.0
 BATCH = 64
 DEGRADED_FOR_S = 60.0  # a drop keeps /ready's traces status `degraded` this long
+GONE_KEPT = 10_000  # ids deleted while pending, remembered so that a retried DELETE answers 200
 
 
 class TraceWriter:
@@ -40,7 +45,10 @@ class TraceWriter:
         self.on_drop, self.on_written = on_drop, on_written
         self._queue: queue.Queue[dict] = queue.Queue(maxsize=cap)
         self._lock = threading.Condition()
-        self._pending: set[str] = set()
+        self._pending: dict[str, str | None] = {}  # id -> the key id that made it
+        self._forgotten: set[str] = set()  # pending ids deleted meanwhile: never to stay stored
+        self._held: dict[str, dict] = {}  # pending id -> feedback to apply once it is written
+        self._gone: OrderedDict[str, str | None] = OrderedDict()
         self._submitted = self._settled = 0
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,6 +59,7 @@ class TraceWriter:
         self._failing: str | None = None  # the reason the last write failed, until one succeeds
         self.written = 0
         self._last_prune = time.monotonic()
+        self._prune_failing = False
 
     # the event loop's side ------------------------------------------------------------------
 
@@ -66,13 +75,43 @@ class TraceWriter:
             except queue.Full:
                 self._drop("queue_full", 1)
                 return False
-            self._pending.add(row["id"])
+            self._pending[row["id"]] = row.get("key_id")
             self._submitted += 1
         return True
 
-    def pending(self, trace_id: str) -> bool:
+    def pending(self, trace_id: str, key_id: str | None = None) -> bool:
+        """Whether this process is still writing `trace_id` for this key (any key: None)."""
         with self._lock:
-            return trace_id in self._pending
+            return self._owns(trace_id, key_id)
+
+    def forget(self, trace_id: str, key_id: str | None) -> bool:
+        """DELETE of a pending trace: it is never written, or deleted right after its insert, before
+        it stops being pending; `gone` then says so. False when this process holds no pending
+        write of it for this key (the store decides)."""
+        with self._lock:
+            if not self._owns(trace_id, key_id):
+                return False
+            self._forgotten.add(trace_id)
+            self._held.pop(trace_id, None)
+            return True
+
+    def hold_feedback(self, trace_id: str, key_id: str | None, values: dict) -> bool:
+        """Feedback (`rating`, `comment`, `reference`) for a pending trace: it goes into the row, or
+        is applied right after the insert (the last one held wins). False as for `forget`."""
+        with self._lock:
+            if not self._owns(trace_id, key_id):
+                return False
+            if trace_id not in self._forgotten:
+                self._held[trace_id] = {**values, "at": time.time()}
+            return True
+
+    def gone(self, trace_id: str, key_id: str | None) -> bool:
+        """Whether `trace_id` was deleted while pending (not stored, or deleted after it was)."""
+        with self._lock:
+            return trace_id in self._gone and (key_id is None or self._gone[trace_id] == key_id)
+
+    def _owns(self, trace_id: str, key_id: str | None) -> bool:
+        return trace_id in self._pending and (key_id is None or self._pending[trace_id] == key_id)
 
     def wait_written(self, trace_id: str, timeout: float) -> bool:
         """Wait until `trace_id` is no longer waiting to be written (stored or dropped)."""
@@ -107,7 +146,7 @@ class TraceWriter:
                 break
         if leftover:
             self._drop("shutdown", len(leftover))
-            self._settle(leftover)
+            self._settle(leftover, set())
         self._report(force=True)
         self.store.close()
 
@@ -126,15 +165,20 @@ class TraceWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            stored: set[str] = set()
             try:
-                self._write(batch)
+                stored = self._write(batch)
             finally:
-                self._settle(batch)
+                self._settle(batch, stored, prune=bool(stored))
             self._report()
 
-    def _write(self, batch: list[dict]) -> None:
+    def _write(self, batch: list[dict]) -> set[str]:
+        """Insert the batch (less what was deleted meanwhile), retrying; the ids stored."""
         until, delay = time.monotonic() + self.retry_s, 0.05
         while True:
+            batch = self._take(batch)
+            if not batch:
+                return set()
             try:
                 self.store.insert(batch)
                 break
@@ -146,7 +190,7 @@ class TraceWriter:
                 self._failing = reason
                 if reason == "error" or self._closing.is_set() or time.monotonic() + delay > until:
                     self._drop(reason, len(batch))
-                    return
+                    return set()
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         if self._failing:
@@ -155,28 +199,88 @@ class TraceWriter:
         self.written += len(batch)
         if self.on_written:
             self.on_written(len(batch))
-        try:
-            self._last_prune = time.monotonic()
-            self.store.prune(self.max_rows, self.max_age_s)
-        except Exception as e:  # noqa: BLE001 - the rows are stored; the next batch prunes again
-            log.debug("trace retention failed: %s", _summary(e))
+        return {row["id"] for row in batch}
+
+    def _take(self, rows: list[dict]) -> list[dict]:
+        """The rows still to insert: one deleted while pending is left out, held feedback goes in."""
+        with self._lock:
+            out = []
+            for row in rows:
+                if row["id"] in self._forgotten:
+                    continue
+                fb = self._held.pop(row["id"], None)
+                out.append(row if fb is None else {**row, "fb_rating": fb["rating"], "fb_comment": fb["comment"],
+                                                   "fb_reference": fb["reference"], "fb_at": fb["at"]})
+            return out
+
+    def _settle(self, batch: list[dict], stored: set[str], prune: bool = False) -> None:
+        """The batch is no longer pending. Before that, a stored trace deleted meanwhile is deleted
+        from the store, held feedback applied and (`prune`) retention enforced, so that a route
+        waiting on it (or `flush`) finds the outcome in the store."""
+        ids, in_store, kept = [row["id"] for row in batch], set(stored), set()
+        while True:
+            with self._lock:
+                doomed = [i for i in ids if i in in_store and i in self._forgotten and i not in kept]
+                labels = {i: self._held.pop(i) for i in ids if i in in_store and i in self._held}
+                if not doomed and not labels and not prune:
+                    for i in ids:
+                        key = self._pending.pop(i, None)
+                        self._held.pop(i, None)
+                        if i in self._forgotten:
+                            self._forgotten.discard(i)
+                            if i not in in_store:  # never written, or deleted after it was
+                                self._remember_gone(i, key)
+                    self._settled += len(ids)
+                    self._lock.notify_all()
+                    return
+            for i in doomed:
+                if self._retrying(partial(self.store.delete, i, None)):
+                    in_store.discard(i)
+                else:
+                    kept.add(i)  # still stored: a DELETE retried later removes it from the store itself
+            for i, fb in labels.items():
+                self._retrying(partial(self.store.set_feedback, i, None, rating=fb["rating"], comment=fb["comment"],
+                                       reference=fb["reference"]))
+            if prune and not doomed and not labels:  # after the labels (a labelled row is kept longer)
+                self._prune()
+                prune = False
+
+    def _remember_gone(self, trace_id: str, key_id: str | None) -> None:
+        self._gone[trace_id] = key_id
+        while len(self._gone) > GONE_KEPT:
+            self._gone.popitem(last=False)
+
+    def _retrying(self, op: Callable[[], object]) -> bool:
+        """A follow-up on the store (a delete, a label), retried like a write; False if it never
+        succeeded (logged: the call that asked for it finds the trace as the store has it)."""
+        until, delay = time.monotonic() + self.retry_s, 0.05
+        while True:
+            try:
+                op()
+                return True
+            except Exception as e:  # noqa: BLE001 - never a crash of the writer
+                if self.store.fault(e) == "error" or self._closing.is_set() or time.monotonic() + delay > until:
+                    log.warning("trace store follow-up of a pending trace failed: %s", _summary(e))
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _idle_prune(self) -> None:
         """Without traffic, rows still age out: retention runs at least once a minute."""
-        if time.monotonic() - self._last_prune < LOG_EVERY_S:
-            return
+        if time.monotonic() - self._last_prune >= LOG_EVERY_S:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Retention; a failure is logged once until it works again (the next batch retries)."""
         self._last_prune = time.monotonic()
         try:
             self.store.prune(self.max_rows, self.max_age_s)
-        except Exception as e:  # noqa: BLE001 - a store that is down is reported by the writes
-            log.debug("trace retention failed: %s", _summary(e))
-
-    def _settle(self, batch: list[dict]) -> None:
-        with self._lock:
-            for row in batch:
-                self._pending.discard(row["id"])
-            self._settled += len(batch)
-            self._lock.notify_all()
+        except Exception as e:  # noqa: BLE001 - the rows are stored; the next batch prunes again
+            if not self._prune_failing:
+                log.warning("trace retention failed: %s; retried after the next batch", _summary(e))
+            self._prune_failing = True
+        else:
+            self._prune_failing = False
 
     def _drop(self, reason: str, n: int) -> None:
         with self._lock:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 
 class VerifierError(ValueError):
-    """A request's verifier cannot be used: `field` is where (`name`, `pattern`, `schema`, ...)."""
+    """A request's verifier cannot be used: `field` is where (`name`, `pattern`, `schema`, ...);
+    `status` 400, or 503 when the server is too busy to check it now."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
         super().__init__(message)
-        self.field, self.message = field, message
+        self.field, self.message, self.status = field, message, status
 
 
 class Unchecked(Exception):

@@ -3,7 +3,9 @@ turns a request's `verifier` object ({"name": ..., **params}) into an Oracle, or
 VerifierError naming the bad field; every call of it is counted in
 `rise_verifier_calls_total{name,outcome}` (correct, incorrect, timeout, error, invalid) and timed in
 `rise_verifier_duration_seconds{name}`. The name is the only label: parameters, answers and
-feedback never reach a label or a log line.
+feedback never reach a label or a log line. The server checks a request's verifier with
+`checked_oracle`: in a worker thread, within ARRIVAL_TIMEOUT_S and one `patterns.Budget` (the check
+stops itself at the budget's time), so that no request's parameters stall the event loop.
 
     .venv/bin/python -m pytest -q tests/refine/test_oracles_builtin.py tests/api/test_verifiers.py
 """
@@ -14,12 +16,14 @@ import asyncio
 import json
 import logging
 import time
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from pydantic import ValidationError
 
 from app import metrics
 from app.refine.oracles import UNCHECKED, Oracle, Verdict
+from app.verifiers import patterns
 from app.verifiers.builtin import BUILTINS
 from app.verifiers.endpoints import VerifierEndpoint
 from app.verifiers.errors import CheckTimeout, Unchecked, VerifierError
@@ -27,6 +31,7 @@ from app.verifiers.remote import RemoteVerifier
 
 log = logging.getLogger("rise.verifiers")
 MAX_PARAMS_CHARS = 16_000
+ARRIVAL_TIMEOUT_S = 2.0  # a request's verifier check (its patterns: CHECK_TIMEOUT_S); past it, the check stops itself
 _ENDPOINT_URLS: set[str] = set()  # every configured endpoint's URL, as httpx writes it
 
 
@@ -51,11 +56,31 @@ class Verifiers:
     def names(self) -> list[str]:
         return [*BUILTINS, *sorted(self.endpoints)]
 
-    def oracle(self, name: str, params: dict, deadline=None) -> Oracle:
-        """The oracle for `name` with `params` (checked now), its calls within `deadline`."""
+    async def checked_oracle(self, name: str, params: dict, deadline=None) -> Oracle:
+        """`oracle`, checked in a worker thread within ARRIVAL_TIMEOUT_S (VerifierError past it; a
+        check still waiting for a thread then is a 503: the server is busy)."""
+        if name in self.endpoints:
+            _ = self.client  # made here, in the serving event loop, not in the worker thread
+        budget = patterns.Budget(start=False)
+        work = asyncio.get_running_loop().run_in_executor(None, self.oracle, name, params, deadline, budget)
+        try:
+            return await asyncio.wait_for(work, ARRIVAL_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            started = budget.stop()  # a running check stops at its next pattern or keyword; a waiting one at once
+            if not started:
+                raise VerifierError("name", "the server is busy checking other requests' verifiers; retry shortly",
+                                    status=503) from None
+            raise VerifierError(_MAIN_PARAM.get(name, "name"), f"checking the verifier's parameters took longer "
+                                f"than {ARRIVAL_TIMEOUT_S:g} s; send fewer or simpler patterns") from None
+
+    def oracle(self, name: str, params: dict, deadline=None, budget: patterns.Budget | None = None) -> Oracle:
+        """The oracle for `name` with `params` (checked now, its patterns within `budget`), its calls
+        within `deadline`."""
         if name in BUILTINS:
+            budget = budget or patterns.Budget()
+            budget.start()
             try:
-                inner = BUILTINS[name].model_validate(params)
+                inner = BUILTINS[name].model_validate(params, context={"budget": budget})
             except ValidationError as e:
                 field, message = _first_problem(e)
                 raise VerifierError(field, message) from None
@@ -76,9 +101,11 @@ class Verifiers:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """One pooled client for every endpoint, made in the serving event loop on first use."""
+        """One pooled client for every endpoint, made in the serving event loop on first use. It keeps
+        no cookies: a call carries nothing from another call, another request or another key."""
         if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False,
+            no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))  # every cookie refused
+            self._client = httpx.AsyncClient(follow_redirects=False, cookies=no_cookies,
                                              limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
         return self._client
 
@@ -117,6 +144,9 @@ class Measured:
             return await self.deadline.run(work)
         except asyncio.TimeoutError:
             raise CheckTimeout("the request's deadline passed before the check ended") from None
+
+
+_MAIN_PARAM = {"regex": "pattern", "json_schema": "schema"}  # what makes a check slow to prepare
 
 
 def _first_problem(e: ValidationError) -> tuple[str, str]:

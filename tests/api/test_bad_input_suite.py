@@ -54,7 +54,8 @@ BOTH = [({"reference": "31", "verifier": {"name": "contains", "value": "3"}}, "v
         ({"early_stop": "agree", "agree_turns": 3, "max_turns": 2}, "agree_turns"),
         ({"early_stop": "agree", "agree_turns": 2**70, "max_turns": 5}, "agree_turns"),
         ({"samples_per_turn": 4, "max_total_tokens": 3}, "max_total_tokens"),
-        ({"max_total_tokens": 2**70 * 1.5}, "max_total_tokens")]
+        ({"max_total_tokens": 2**70 * 1.5}, "max_total_tokens"),
+        ({"question": "Sam has 3 apples. " * 1000, "stream": True}, "question")]  # too long for the context
 RAW_CASES = [
     b'{"question": "x"', b"{", b"not json", b"", b'{"question": "x",}', b"{'question': 'x'}",
     b'{"question": NaN}', b'{"question": "x", "temperature": NaN}', b'{"question": "x", "temperature": Infinity}',
@@ -91,7 +92,16 @@ CHAT_NAMED = [  # the chat API's newer fields and combinations: the 400 names th
     ({"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
     ({"prompt_cache_retention": "forever"}, "prompt_cache_retention"),
     ({"max_completion_tokens": 0}, "max_completion_tokens"), ({"max_completion_tokens": 513}, "max_completion_tokens"),
+    ({"messages": [{"role": "user", "content": "Sam has 3 apples. " * 1000}], "stream": True}, "messages"),
 ]
+
+
+PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")  # pydantic's wording around a validator's sentence
+
+
+def own_words(err: dict) -> None:
+    """A 4xx message is the project's own sentence: none of its parts carries pydantic's prefixes."""
+    assert not any(p in err["message"] for p in PYDANTIC_PREFIXES), err
 
 
 def cases():
@@ -127,6 +137,7 @@ def test_malformed_request_gets_a_4xx_naming_the_problem(server, model_name, pat
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     err = r.json()["error"]
     assert err["message"] and err["type"] and "Traceback" not in r.text and 'File "' not in r.text
+    own_words(err)
     if field not in (None, "chat"):
         assert field in (err["param"] or "") or field in err["message"], err
     ok = httpx.post(f"{server}/v1/refine", json=OK, timeout=60)
@@ -180,6 +191,7 @@ def named_4xx(r: httpx.Response, status: int | tuple[int, ...], name: str | None
     assert r.status_code in ((status,) if isinstance(status, int) else status), (r.status_code, r.text[:300])
     err = r.json()["error"]
     assert err["message"] and err["type"] and "Traceback" not in r.text and 'File "' not in r.text
+    own_words(err)
     if name is not None:
         assert name in (err["param"] or "") or name in err["message"], err
     return err
@@ -262,3 +274,92 @@ def test_an_effort_level_beside_an_oracle_is_no_wrong_combination(server, model_
         "model": model_name, "messages": [{"role": "user", "content": Q}], "reasoning_effort": "low",
         "rise": {"reference": "40", "max_turns": 2}})
     assert r.status_code == 200, r.text
+
+
+# ---- every 4xx reads as the project's own sentence: a validator's words, without pydantic's prefix --
+
+OWN_WORDS = [  # (path, body, the sentence the message starts with, after the field's name if any)
+    ("/v1/refine", {**OK, "question": "a\x00b"}, "question: must not contain control characters"),
+    ("/v1/refine", {**OK, "feedback": "Try again."}, "feedback: must contain {question}"),
+    ("/v1/refine", {**OK, "reference": "(" * 9 + "1" + ")" * 9}, "reference: brackets nest 9 deep"),
+    ("/v1/refine", {**OK, "model": "a\nb"}, "model: must be one line"),
+    ("/v1/chat/completions", {"messages": [{"role": "system", "content": None}, {"role": "user", "content": Q}]},
+     "messages.0: a system message needs content"),
+    ("/v1/chat/completions", {"messages": [{"role": "tool", "content": "42"}]}, "messages.0: 'tool' messages are"),
+    ("/v1/chat/completions", {"stop": [""]}, "stop: stop must be up to 4 non-empty strings"),
+    ("/v1/chat/completions", {"stream_options": {"include_usage": True}}, "stream_options is only allowed"),
+]
+
+
+@pytest.mark.parametrize("path,body,sentence", OWN_WORDS, ids=[f"own{i}" for i in range(len(OWN_WORDS))])
+def test_a_validators_message_has_no_pydantic_prefix(server, model_name, path, body, sentence):
+    if path.endswith("completions"):
+        body = {"model": model_name, "messages": [{"role": "user", "content": Q}], **body}
+    r = httpx.post(f"{server}{path}", json=body, timeout=60)
+    err = named_4xx(r, 400, None)
+    assert err["message"].startswith(sentence), err
+
+
+@pytest.mark.parametrize("body", [{}, {"rating": None}, {"reference": None, "rating": None, "comment": None}])
+def test_empty_feedback_says_what_to_give_in_its_own_words(traced, one_trace, body):
+    r = httpx.post(f"{traced}/v1/refinements/{one_trace}/feedback", json=body, timeout=30)
+    err = named_4xx(r, 400, None)
+    assert err["message"] == "give at least one of reference, rating, comment", err
+
+
+def test_a_verifiers_parameter_error_has_no_pydantic_prefix(server):
+    r = httpx.post(f"{server}/v1/refine", timeout=60, json={**OK, "verifier": {"name": "numeric", "target": 1,
+                                                                              "tolerance": -1}})
+    err = named_4xx(r, 400, "verifier.tolerance")
+    assert err["message"].startswith("verifier.tolerance: "), err
+
+
+# ---- the Responses API (/v1/responses, issue 30): each 4xx names the field; traces off here ----------
+
+RESPONSES_NAMED = [  # (change to a good request, what the 4xx names)
+    ({"input": []}, "input"), ({"input": 5}, "input"), ({"input": [{"role": "user"}]}, "input.0"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input.0.content"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input.0.content"),
+    ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "input"),
+    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input"),
+    ({"input": [{"role": "tool", "content": "x"}]}, "input.0.role"),
+    ({"input": [{"role": "assistant", "content": "x"}]}, "input"), ({"input": "a\x00"}, "input.0.content.0.text"),
+    ({"input": "   "}, "input"), ({"instructions": 5}, "instructions"), ({"tools": [{"type": "web_search"}]}, "tools"),
+    ({"tool_choice": "required"}, "tool_choice"), ({"include": ["reasoning.encrypted_content"]}, "include"),
+    ({"include": "all"}, "include"), ({"truncation": "auto"}, "truncation"),
+    ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text"),
+    ({"background": True}, "background"), ({"conversation": "conv_1"}, "conversation"),
+    ({"prompt": {"id": "pmpt_1"}}, "prompt"), ({"top_logprobs": 2}, "top_logprobs"),
+    ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+    ({"reasoning": {"summary": "long"}}, "reasoning.summary"),
+    ({"reasoning": "low"}, "reasoning"), ({"max_output_tokens": 0}, "max_output_tokens"),
+    ({"max_output_tokens": "9"}, "max_output_tokens"),
+    ({"max_output_tokens": 50, "rise": {"max_total_tokens": 50}}, "max_output_tokens"),
+    ({"max_output_tokens": 1, "rise": {"samples_per_turn": 2}}, "max_output_tokens"),
+    ({"rise": {"max_turns": "3"}}, "rise.max_turns"), ({"rise": {"max_turns": 11}}, "rise.max_turns"),
+    ({"rise": {"reference": "31", "early_stop": "agree"}}, "rise.early_stop"), ({"temperature": 3}, "temperature"),
+    ({"store": True}, "store"), ({"store": "yes"}, "store"),
+    ({"previous_response_id": "resp_" + HEX}, "previous_response_id"),
+    ({"stream_options": {"include_obfuscation": False}}, "stream_options"), ({"model": "other"}, "model"),
+    ({"seed": 1}, "seed"), ({"metadata": {str(i): "v" for i in range(17)}}, "metadata"), ({"user": "u\nv"}, "user"),
+    ({"input": "Sam has 3 apples. " * 1000, "stream": True}, "input"),
+]
+
+
+@pytest.mark.parametrize("change,name", RESPONSES_NAMED,
+                         ids=[f"resp-{n}{i}" for i, (_, n) in enumerate(RESPONSES_NAMED)])
+def test_a_bad_responses_request_gets_a_4xx_naming_the_field(server, model_name, change, name):
+    r = httpx.post(f"{server}/v1/responses", json={"model": model_name, "input": Q, **change}, timeout=60)
+    named_4xx(r, (400, 404), name)
+    ok = httpx.post(f"{server}/v1/responses", json={"model": model_name, "input": Q, "rise": {"max_turns": 1}},
+                    timeout=60)
+    assert ok.status_code == 200 and ok.json()["status"] == "completed", ok.text
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+@pytest.mark.parametrize("bad", ["resp_" + "0" * 32, "resp-" + HEX, "resp_" + HEX[:31], "rr-" + HEX, "x",
+                                 "' OR 1=1 --"])
+def test_an_unknown_or_malformed_response_id_is_a_404(traced, method, bad):
+    r = httpx.request(method, f"{traced}/v1/responses/{quote(bad, safe='')}", timeout=30)
+    err = named_4xx(r, 404, None)
+    assert err["param"] == "id" and "no stored response with id" in err["message"], err

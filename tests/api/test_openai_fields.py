@@ -34,8 +34,7 @@ REFUSED = {
     "functions": [{"name": "f"}], "function_call": {"name": "f"}, "modalities": ["text", "audio"],
     "audio": {"voice": "alloy", "format": "wav"}, "prediction": {"type": "content", "content": "x"},
     "web_search_options": {}, "moderation": {"model": "omni"}, "verbosity": "low", "service_tier": "flex",
-    "store": True,
-}
+}  # `store: true` is honoured, or a 400 with traces off: tests/api/test_store_switch.py
 
 
 async def post(body: dict, settings: Settings | None = None, engine: FakeEngine | None = None,
@@ -271,3 +270,34 @@ async def test_null_rise_fields_keep_the_effort_level():
 async def test_chat_errors_name_rise_fields_with_their_path(rise, param):
     r = await post({**BASE, "rise": rise})
     assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+
+
+def _told(trace: dict) -> str:
+    """The reasoning a choice's trace tells: each turn's chosen sample, then its answer and verdict."""
+    verdict = {True: "correct", False: "incorrect", None: "unchecked"}
+    return "".join(f"[turn {t['turn']}]\n{t['samples'][t['chosen_sample']]['text']}\n"
+                   f"[answer: {'none' if t['answer'] is None else t['answer']} ({verdict[t['correct']]})]\n"
+                   for t in trace["turns"])
+
+
+def test_with_several_samples_the_stream_tells_the_chosen_samples_story(server, model_name):
+    """Issue 26 item 9, on the real model: the stream sent sample 0's text, then the chosen sample's
+    answer and verdict. Temperature 2 makes the samples differ; a seed where a sample other than the
+    first is chosen is looked for (the test fails if none is found)."""
+    q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
+    for seed in range(2, 12):
+        body = {"model": model_name, "messages": [{"role": "user", "content": q}], "temperature": 2.0, "seed": seed,
+                "stream": True, "rise": {"max_turns": 2, "samples_per_turn": 4, "reference": "31"}}
+        r = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=120)
+        chunks = [json.loads(line[6:]) for line in r.text.splitlines()
+                  if line.startswith("data: ") and line != "data: [DONE]"]
+        [trace] = [c["rise"] for c in chunks if "rise" in c]
+        if any(t["chosen_sample"] != 0 for t in trace["turns"]):
+            break
+    else:
+        pytest.fail("no seed chose a sample other than the first")
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    streamed = "".join(d.get("reasoning", "") for d in deltas)
+    assert streamed == _told(trace), (streamed, _told(trace))
+    content = "".join(d.get("content") or "" for d in deltas)
+    assert content == trace["turns"][trace["final_turn"] - 1]["text"]

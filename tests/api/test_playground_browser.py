@@ -299,3 +299,60 @@ def test_readable_on_a_phone(browser, traced):
         assert right["y"] >= left["y"] + left["height"]  # stacked, not squeezed side by side
         assert page.locator("#question").bounding_box()["width"] >= width * 0.8
         assert page.evaluate("parseFloat(getComputedStyle(document.querySelector('.tokens')).fontSize)") >= 12
+
+
+def test_a_question_too_long_for_the_model_is_an_error_with_no_turn_card(browser, traced):
+    """Issue 26 item 6: the page showed a "Turn 1 not finished" card above the error."""
+    with opened(browser, traced) as tab:
+        page = tab.page
+        page.evaluate("document.getElementById('question').removeAttribute('maxlength')")
+        fill(page, "Sam has 3 apples. " * 1000, max_turns=2)
+        [view] = run(page).all()
+        assert view.get_attribute("data-state") == "error"
+        message = view.locator(".run-error").inner_text()
+        assert message.startswith("400 bad request: the question has ") and "(field: question)" in message, message
+        assert view.locator(".turn").count() == 0
+
+
+def test_a_run_that_stops_at_the_context_closes_every_turn_card(browser, traced):
+    """Issue 26 item 7: turn 2 was announced, never run, and stayed "generating…" forever."""
+    with opened(browser, traced) as tab:
+        page = tab.page
+        fill(page, "Sam has 3 apples. " * 160 + "How many apples does Sam have?", max_turns=3, temperature=0)
+        [view] = run(page).all()
+        assert view.get_attribute("data-state") == "done", view.inner_text()
+        assert view.locator(".stop-reason").inner_text().startswith("context_length")
+        assert view.locator(".turn").count() == 1 and view.locator(".turn.running").count() == 0
+        assert view.locator(".turn .status").all_inner_texts() == ["done"]
+
+
+def test_the_page_closes_cards_a_result_or_an_error_leaves_open(browser, traced):
+    """A turn the deadline cut (announced, never ended) is closed by the result, with the reason;
+    an error or Stop closes the open ones as not finished."""
+    with opened(browser, traced) as tab:
+        states = tab.page.evaluate("""async () => {
+          const { RunView } = await import("/static/render.js");
+          const box = document.getElementById("single-view");
+          box.hidden = false;
+          const out = [];
+          for (const ending of ["result", "error"]) {
+            const view = new RunView(box, "x");
+            view.handle("turn_start", { turn: 1 });
+            view.handle("delta", { turn: 1, sample: 0, text: "The answer is 4." });
+            view.handle("turn_end", { turn: 1, answer: "4", correct: null, latency_s: 0.5, confidence: null });
+            view.handle("turn_start", { turn: 2 });
+            view.handle("delta", { turn: 2, sample: 0, text: "The ans" });
+            if (ending === "result") {
+              view.handle("result", { id: "rr-x", turns: [], votes: { 4: 1 }, final_answer: "4", final_turn: 1,
+                                      correct: null, aggregation: "majority", stop_reason: "deadline", mode: "self",
+                                      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+            } else {
+              view.fail(new Error("stopped"));
+            }
+            out.push([...box.querySelectorAll(".turn")].map((c) => [c.classList.contains("running"),
+                                                                     c.querySelector(".status").textContent]));
+          }
+          return out;
+        }""")
+    assert states[0] == [[False, "done"], [False, "cut off: the request's timeout"]], states
+    assert states[1] == [[False, "done"], [False, "not finished"]], states

@@ -141,3 +141,62 @@ def test_bad_input_is_a_4xx_naming_the_problem(server, body, status, param, mess
     err = r.json()["error"]
     assert err["param"] == param and message in err["message"] and "Traceback" not in r.text
     assert post(server, {"question": Q, "max_turns": 1}).status_code == 200
+
+
+def sse_events(server, path, body) -> tuple[int, list[tuple[str | None, str]], dict]:
+    """(status, [(event name, data)], JSON error body or {}) of a streamed request."""
+    with httpx.stream("POST", f"{server}{path}", json={**body, "stream": True}, timeout=120) as r:
+        if r.status_code != 200:
+            return r.status_code, [], json.loads(r.read())
+        events, name = [], None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, line[6:]))
+                name = None
+        return 200, events, {}
+
+
+TOO_LONG = "Sam has 3 apples. " * 1000  # about 6000 tokens; the shipped model's context is 1024
+
+
+@pytest.mark.parametrize("path,param", [("/v1/refine", "question"), ("/v1/chat/completions", "messages")])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_question_too_long_for_the_context_is_a_400_streamed_or_not(server, model_name, path, param, stream):
+    """Issue 26 item 6: streamed, it was a 200 with `turn_start` then an `error` event ("prompt 0 has …")."""
+    body = ({"question": TOO_LONG} if path == "/v1/refine"
+            else {"model": model_name, "messages": [{"role": "user", "content": TOO_LONG}]})
+    if stream:
+        status, events, err = sse_events(server, path, body)
+    else:
+        r = httpx.post(f"{server}{path}", json=body, timeout=120)
+        status, events, err = r.status_code, [], r.json()
+    assert status == 400 and events == [], events[:3]
+    e = err["error"]
+    assert e["code"] == "context_length_exceeded" and e["param"] == param
+    assert "prompt 0" not in e["message"] and "context is 1024 tokens" in e["message"], e["message"]
+    assert e["message"].startswith(f"the {'question' if param == 'question' else 'conversation'} has "), e["message"]
+
+
+# turn 1 fits (about 960 of 1024 tokens) and ends at the context; turn 2's prompt cannot fit
+NEAR_FULL = "Sam has 3 apples. " * 160 + "How many apples does Sam have?"
+
+
+def test_a_turn_that_would_not_fit_is_never_announced(server, model_name):
+    """Issue 26 item 7: the stream announced turn 2 (`turn_start`) and never ran nor ended it."""
+    status, events, _ = sse_events(server, "/v1/refine", {"question": NEAR_FULL, "max_turns": 3, "temperature": 0})
+    result = json.loads(next(d for e, d in events if e == "result"))
+    assert status == 200 and result["stop_reason"] == "context_length"
+    started = [json.loads(d)["turn"] for e, d in events if e == "turn_start"]
+    ended = [json.loads(d)["turn"] for e, d in events if e == "turn_end"]
+    assert started == ended == [t["turn"] for t in result["turns"]], (started, ended)
+    # the chat stream's reasoning names only the turns that ran, as the non-streamed one does
+    status, events, _ = sse_events(server, "/v1/chat/completions", {
+        "model": model_name, "messages": [{"role": "user", "content": NEAR_FULL}], "temperature": 0,
+        "rise": {"max_turns": 3}})
+    chunks = [json.loads(d) for _, d in events if d != "[DONE]"]
+    reasoning = "".join(c["choices"][0]["delta"].get("reasoning", "") for c in chunks if c["choices"])
+    [trace] = [c["rise"] for c in chunks if "rise" in c]
+    assert trace["stop_reason"] == "context_length" and len(trace["turns"]) == 1
+    assert reasoning.count("[turn ") == 1, reasoning

@@ -68,9 +68,9 @@ def test_streamed_and_chat_refinements_are_stored(traced):
     rid = json.loads(events[-1][6:])["id"]
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEYS[0], max_retries=0)
     chat = client.chat.completions.create(model="rise-synth", messages=[{"role": "user", "content": Q}], n=2,
-                                          extra_body={"rise": {"max_turns": 2}})
+                                          store=True, extra_body={"rise": {"max_turns": 2}})
     stream = client.chat.completions.create(model="rise-synth", messages=[{"role": "user", "content": Q}],
-                                            stream=True, extra_body={"rise": {"max_turns": 1}})
+                                            stream=True, store=True, extra_body={"rise": {"max_turns": 1}})
     sid = [c.id for c in stream][-1]
     for trace_id, route in ((rid, "/v1/refine"), (chat.id, "/v1/chat/completions"), (sid, "/v1/chat/completions")):
         t = httpx.get(f"{url}/v1/refinements/{trace_id}", headers=A).json()

@@ -31,7 +31,7 @@ def test_the_reference_is_not_stored_at_all(plain):
     url, db, log = plain
     native = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 2, "max_tokens": 48,
                                                   "reference": SECRET}, timeout=60).json()["id"]
-    chat = httpx.post(f"{url}/v1/chat/completions", json={"model": "rise-synth", "max_tokens": 48,
+    chat = httpx.post(f"{url}/v1/chat/completions", json={"model": "rise-synth", "max_tokens": 48, "store": True,
                                                           "messages": [{"role": "user", "content": Q}],
                                                           "rise": {"max_turns": 1, "reference": SECRET}}, timeout=60)
     for trace_id in (native, chat.json()["id"]):

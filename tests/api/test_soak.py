@@ -59,7 +59,7 @@ def request_for(i: int, p, model: str) -> tuple[str, str, dict]:
     rise = {"max_turns": 3} if i % 8 == 6 else {"max_turns": 3, "max_total_tokens": 150, "aggregation": "confidence"}
     return (f"chat_{effort}", "/v1/chat/completions",
             {"model": model, "messages": [{"role": "user", "content": p.question}], "max_tokens": 96,
-             "reasoning_effort": effort, "rise": rise})
+             "reasoning_effort": effort, "rise": rise, "store": True})
 
 
 def scrape(url: str) -> dict:

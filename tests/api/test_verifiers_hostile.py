@@ -33,6 +33,7 @@ from app.verifiers.registry import Verifiers
 from tests.api.test_metrics import scrape
 from tests.api.test_verifiers import Q, _env, calls, refine
 from tests.servers import ROOT, free_port, start_server, stop_server
+from tests.verifier_server import COOKIE, VerifierServer
 
 HIDDEN_REPEATS = [r"(?x)(a{400}) {400}", r"(a{400})(?#a comment){400}", "(?x)(a{400})# a comment\n{400}",
                   r"(?x)(a{400}){400, 400}", "(?x)(a{400}){400,# a comment}\n400}", r"(?ix:(a {400}) {400})"]
@@ -52,8 +53,10 @@ def test_a_comment_or_verbose_whitespace_does_not_hide_a_nested_repeat(pattern):
         patterns.compile_pattern(pattern)
 
 
-@pytest.mark.parametrize("pattern,cost", [(r"(?x) (\d+) \s* # digits" "\n", 0), (r"(?x)(a)\ {300}", 300),
-                                          (r"(a{20})(?#c){30}", 630), (r"(?x)[ ]{3} (a) {4}", 7)])
+# `(?x)` costs 3 (a group and its two characters), a capturing group 20 and what it holds
+@pytest.mark.parametrize("pattern,cost", [(r"(?x) (\d+) \s* # digits" "\n", 3 + 22 + 2),
+                                          (r"(?x)(a)\ {300}", 3 + 21 + 300), (r"(a{20})(?#c){30}", (20 + 20) * 30),
+                                          (r"(?x)[ ]{3} (a) {4}", 3 + 3 + 21 * 4)])
 def test_verbose_patterns_are_still_costed_as_written(pattern, cost):
     assert patterns.repeat_cost(pattern) == cost
     patterns.compile_pattern(pattern)
@@ -92,9 +95,17 @@ def test_a_built_in_check_gives_no_verdict_past_the_requests_deadline(monkeypatc
 
 
 @pytest.fixture(scope="module")
-def served(verifier):
+def elsewhere():
+    """A second verifier server: the same host, another port."""
+    with VerifierServer() as v:
+        yield v
+
+
+@pytest.fixture(scope="module")
+def served(verifier, elsewhere):
     endpoints = verifier.endpoints()
     endpoints["keyed"] = {"url": verifier.url + "/wrong?key=zq-urlkey"}  # credentials (user:pass@) are refused at start-up
+    endpoints["elsewhere"] = {"url": elsewhere.url + "/judge"}
     proc, url, log = start_server({"RISE_VERIFIERS": json.dumps(endpoints)})
     yield proc, url, log
     stop_server(proc)
@@ -146,6 +157,19 @@ def test_a_verifier_url_holding_a_key_stays_out_of_the_log(served):
     text = log.read_text()
     for secret in ("zq-urlkey",):
         assert secret not in text, secret
+
+
+def test_verifier_calls_carry_no_cookies_between_requests(served, verifier, elsewhere):
+    """A cookie one endpoint set while answering one request was sent to another endpoint (the same
+    host, another port) on the next request, whoever sent it: the client kept a cookie jar."""
+    _, url, _ = served
+    before, before_elsewhere = len(verifier.calls), len(elsewhere.calls)
+    refine(url, verifier={"name": "cookie"}, max_turns=2)  # sets the cookie on its first turn
+    refine(url, verifier={"name": "elsewhere"}, max_turns=1)
+    refine(url, verifier={"name": "cookie"}, max_turns=1)
+    sent = [headers for _, _, headers in verifier.calls[before:] + elsewhere.calls[before_elsewhere:]]
+    assert len(sent) == 4
+    assert [h for h in sent if "cookie" in {k.lower() for k in h} or COOKIE in str(h)] == []
 
 
 def _cpu_seconds(pid: int) -> float:

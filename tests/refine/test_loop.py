@@ -136,6 +136,32 @@ async def test_a_conversation_that_outgrows_the_context_keeps_its_turns():
         await refine(ContextLimited(scripted(["1"]), limit=10), Q, CHECK, RefineConfig(max_turns=4))
 
 
+async def test_only_turns_that_run_are_announced_and_each_announced_turn_ends():
+    """Issue 26 item 7: a turn whose prompt the engine refuses was announced and never ended."""
+    events = []
+    engine = ContextLimited(scripted(["1", "2", "3", "4"]), limit=2 * len(Q) + 150)
+    r = await refine(engine, Q, CHECK, RefineConfig(max_turns=4, window="full"), on_event=events.append)
+    assert r.stop_reason == "context_length"
+    started = [e["turn"] for e in events if e["type"] == "turn_start"]
+    ended = [e["turn"] for e in events if e["type"] == "turn_end"]
+    assert started == ended == [t.index for t in r.turns]
+    events.clear()
+    with pytest.raises(PromptTooLongError):
+        await refine(ContextLimited(scripted(["1"]), limit=10), Q, CHECK, RefineConfig(max_turns=4),
+                     on_event=events.append)
+    assert events == []
+
+
+async def test_turn_end_names_the_sample_that_went_on():
+    """Issue 26 item 9: a stream showing one sample per turn needs to know which one was chosen."""
+    events = []
+    respond = lambda _p, j, _c: f"The answer is {40 if j == 2 else 39}."  # noqa: E731
+    r = await refine(FakeEngine(respond), Q, CHECK, RefineConfig(max_turns=1, samples_per_turn=3),
+                     oracle=reference_oracle(CHECK, "40"), on_event=events.append)
+    [end] = [e for e in events if e["type"] == "turn_end"]
+    assert r.turns[0].chosen == 2 and end["chosen_sample"] == 2 and end["answer"] == "40"
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"max_turns": 0}, "max_turns"), ({"samples_per_turn": 0}, "samples_per_turn"),
     ({"window": "all"}, "window"), ({"feedback": "try again"}, "{question}"),

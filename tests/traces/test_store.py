@@ -5,12 +5,14 @@ feedback (the last wins), DELETE removing the row, retention, references kept on
 """
 
 import json
+import random
 import time
 
 import pytest
 import sqlalchemy
 
 from app.traces.record import exported, public
+from app.traces.retention import fair_cut
 from app.traces.schema import new_id, valid_id
 from app.traces.store import TraceStore, check_url
 from tests.traces.rows import QUESTION, row
@@ -106,6 +108,47 @@ def test_retention_drops_the_oldest_rows_and_the_too_old(store):
     assert kept == {r["id"] for r in rows[4:]}
     assert store.prune(max_rows=100, max_age_s=94.5, now=now) == 2  # created now-96 and now-95: older than 94.5 s
     assert store.count() == 4
+
+
+def test_retention_takes_from_the_heaviest_key_and_spares_labelled_rows(store):
+    now = time.time()
+    a = [row(key_id="key-a", created=now - 100 + i) for i in range(3)]  # key a's rows are the oldest
+    b = [row(key_id="key-b", created=now - 50 + i) for i in range(10)]
+    store.insert(a + b)
+    store.set_feedback(a[0]["id"], "key-a", rating=1, comment=None, reference=None)
+    store.set_feedback(b[0]["id"], "key-b", rating=-1, comment=None, reference=None)
+    assert store.prune(max_rows=6, max_age_s=1000) == 7
+    # key b's traffic cost key b its own oldest unlabelled rows; every labelled row stayed
+    assert {r["id"] for r in store.rows()} == {a[0]["id"], a[1]["id"], a[2]["id"], b[0]["id"], b[8]["id"], b[9]["id"]}
+    assert store.prune(max_rows=1, max_age_s=1000) == 5  # labelled rows go only once no other row is left
+    assert [r["id"] for r in store.rows()] == [b[0]["id"]]  # the older labelled row went first
+    assert store.prune(max_rows=1, max_age_s=10, now=now) == 1  # and the age limit binds every row
+
+
+def test_fair_cut_takes_one_row_at_a_time_from_the_heaviest_key():
+    rng = random.Random(7)
+    for _ in range(500):
+        counts = {f"k{i}": rng.randint(0, 30) for i in range(rng.randint(1, 6))}
+        excess = rng.randint(0, sum(counts.values()) + 3)
+        greedy = dict(counts)
+        for _ in range(min(excess, sum(counts.values()))):  # the rule, a row at a time
+            greedy[max(greedy, key=greedy.get)] -= 1
+        cut, at_level, left = fair_cut(counts, excess)
+        assert left < max(len(at_level), 1)
+        after = {k: n - cut.get(k, 0) - (k in at_level[:left]) for k, n in counts.items()}
+        assert sorted(after.values()) == sorted(greedy.values()), (counts, excess)
+
+
+def test_a_table_made_before_the_retention_index_gets_it(store, store_url):
+    store.insert([row()])
+    e = sqlalchemy.create_engine(store_url)
+    with e.begin() as c:
+        c.execute(sqlalchemy.text("DROP INDEX ix_rise_traces_key_labelled"))
+    later = TraceStore(store_url)
+    later.create()
+    assert "ix_rise_traces_key_labelled" in {i["name"] for i in sqlalchemy.inspect(e).get_indexes("rise_traces")}
+    later.close()
+    e.dispose()
 
 
 def test_export_rows_carry_the_reference_only_when_labelled(store):

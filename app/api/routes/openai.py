@@ -29,8 +29,9 @@ from app.api.errors import ApiError
 from app.api.openai_render import chunk_renderer, completion
 from app.api.protocol_openai import ChatCompletionRequest
 from app.api.protocol_refine import RefineOptions
-from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, keep_trace,
-                              record, run_mapped, until_disconnect)
+from app.api.serving import check_fits
+from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, effort_options,
+                              event_stream, keep_trace, record, run_mapped, trace_wanted, until_disconnect)
 from app.config import Settings
 from app.refine.loop import RefineTimeout, refine
 from app.refine.types import RefineResult
@@ -52,6 +53,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     if refused := body.unsupported():
         field, message = refused
         raise ApiError(400, message, field, "unsupported_parameter")
+    store = trace_wanted(request, body.store, default=False)  # OpenAI's default: not stored
     *history, last = body.messages
     if last.role != "user":
         raise ApiError(400, "the last message must come from the user", "messages")
@@ -74,8 +76,9 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
                  extra={"fields": {"user": body.user, "safety_identifier": body.safety_identifier}})
     deadline = deadline_for(request, opts.timeout)
     state = request.app.state
-    checker, oracle = checker_and_oracle(state, opts, deadline, "rise.")
+    checker, oracle = await checker_and_oracle(state, opts, deadline, "rise.")
     context = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in history]
+    await check_fits(engine, question, context, "messages")  # a 400 before a stream starts, too
     cid, created = new_id("chatcmpl"), int(time.time())  # the id of its stored trace too
 
     async def choice(i: int, cfg, on_event) -> RefineResult:
@@ -93,7 +96,8 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
         for _ in range(len(results) - len(finished)):
             metrics.DEADLINES.labels(model).inc()
         record(model, finished, configs[0], question if settings.log_questions else None)
-        keep_trace(request, cid, "/v1/chat/completions", question, configs[0], results, opts.reference, context)
+        if store:
+            keep_trace(request, cid, "/v1/chat/completions", question, configs[0], results, opts.reference, context)
         return results
 
     if not body.stream:
@@ -101,25 +105,16 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
                                          "/v1/chat/completions")
         return completion(cid, created, model, results, settings.reasoning_field, bool(body.logprobs))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    render = chunk_renderer(cid, created, model, include_usage, settings.reasoning_field, bool(body.logprobs))
+    render = chunk_renderer(cid, created, model, include_usage, settings.reasoning_field, bool(body.logprobs),
+                            configs[0].samples_per_turn)
     return StreamingResponse(event_stream(run, render, "messages", model, "/v1/chat/completions", state),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def rise_options(settings: Settings, body: ChatCompletionRequest) -> RefineOptions:
     """The request's RISE options, with `reasoning_effort`'s rule filling what `rise` left unset
-    (`rise.max_turns` wins over the effort's turns)."""
-    if body.reasoning_effort is None:
-        return body.rise
-    rule = settings.effort(body.reasoning_effort)
-    given = {k for k in body.rise.model_fields_set if getattr(body.rise, k) is not None}  # null: the default
-    update = {k: v for k, v in rule.model_dump(exclude_none=True).items() if k not in given}
-    if body.rise.reference or body.rise.verifier is not None:
-        update.pop("early_stop", None)  # an oracle stops at the first correct turn: the level's rule has no place
-    opts = body.rise.model_copy(update=update)
-    if "early_stop" not in given and opts.early_stop == "agree" and (opts.max_turns or 1) < opts.agree_turns:
-        opts = opts.model_copy(update={"early_stop": "none"})  # too few turns for the level's rule to apply
-    return opts
+    (`rise.max_turns` wins over the effort's turns): app/api/serving.py `effort_options`."""
+    return effort_options(settings, body.reasoning_effort, body.rise)
 
 
 def _tagged(on_event, index: int):

@@ -8,16 +8,20 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import EngineDep, SettingsDep, deadline_for
 from app.api.errors import ApiError
 from app.api.protocol_refine import RefineRequest, RefineResponse
+from app.api.serving import check_fits
 from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, keep_trace,
-                              record, run_mapped, sse, until_disconnect)
+                              record, run_mapped, sse, trace_wanted, until_disconnect)
 from app.refine.loop import refine
 from app.traces.schema import new_id
 
 router = APIRouter(tags=["refine"])
 
-STREAM_DOC = """With `"stream": true` the answer is `text/event-stream`: `turn_start` {turn},
-`delta` {turn, sample, text} as tokens arrive, `turn_end` {turn, answer, correct, latency_s},
-then `result` (the same object as the JSON answer) or `error`, and finally `data: [DONE]`."""
+STREAM_DOC = """With `"stream": true` the answer is `text/event-stream`: `turn_start` {turn} once a
+turn runs, `delta` {turn, sample, text} as tokens arrive, `turn_end` {turn, answer, correct,
+chosen_sample, latency_s, confidence}, then `result` (the same object as the JSON answer) or `error`,
+and finally `data: [DONE]`. A question too long for the model's context is a 400 before the stream
+starts; a later turn that would not fit is never announced (the result's `stop_reason` is
+`context_length`); a turn the deadline cuts short has no `turn_end`."""
 
 
 @router.post("/v1/refine", response_model=RefineResponse, summary="Refine an answer over several turns",
@@ -28,6 +32,7 @@ then `result` (the same object as the JSON answer) or `error`, and finally `data
 async def refine_route(body: RefineRequest, settings: SettingsDep, engine: EngineDep, request: Request):
     check_question(settings, body.question, "question")
     check_caps(settings, max_turns=body.max_turns, samples=body.samples_per_turn, max_tokens=body.max_tokens)
+    store = trace_wanted(request, body.store, default=True)
     model = engine.info.model_name
     if body.model is not None and body.model != model:
         raise ApiError(404, f"model '{body.model}' is not served here; this server serves '{model}'", "model",
@@ -36,14 +41,16 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
                           max_tokens=body.max_tokens, seed=body.seed, stop=tuple(body.stop or ()))
     deadline = deadline_for(request, body.timeout)
     state = request.app.state
-    checker, oracle = checker_and_oracle(state, body, deadline)
+    checker, oracle = await checker_and_oracle(state, body, deadline)
+    await check_fits(engine, body.question, [], "question")  # a 400 before a stream starts, too
     rid = new_id("rr")  # 128 random bits: also the id of its stored trace
 
     async def run(on_event=None):
         result = await refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event,
                               deadline=deadline)
         record(model, [result], config, body.question if settings.log_questions else None)
-        keep_trace(request, rid, "/v1/refine", body.question, config, [result], body.reference)
+        if store:
+            keep_trace(request, rid, "/v1/refine", body.question, config, [result], body.reference)
         return result
 
     if not body.stream:

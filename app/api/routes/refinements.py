@@ -2,9 +2,12 @@
 
 - 409 when traces are off; 404 for an unknown or malformed id, and for a trace another key made
   (never 403, so that ids cannot be probed); 400 for bad feedback; 503 when the store fails.
-- Reads on the replica that served a refinement wait (up to 5 s) for its pending write, so a trace
-  is readable as soon as its response was acknowledged; on another replica it appears once the
-  serving replica's writer committed it (usually milliseconds; longer while the store is failing).
+- Calls on the replica that served a refinement wait (up to 5 s) for its pending write, so a trace
+  is readable as soon as its response was acknowledged. Meanwhile DELETE wins over the write (the
+  writer leaves the row out or deletes it right after) and feedback is held until the row exists;
+  a write still pending after 5 s (a slow store) is a 503 `trace_pending` with Retry-After, never
+  a 404. Another replica cannot see that pending write: there the trace is a 404 until the
+  serving replica's writer committed it (usually milliseconds; longer while the store is slow).
 
     .venv/bin/python -m pytest -q tests/api/test_refinements.py
 """
@@ -52,9 +55,10 @@ NOT_FOUND = "no refinement with id '{}'"
 
 
 @router.get("/v1/refinements/{trace_id}", response_model=TraceOut, summary="A stored refinement",
-            responses={404: {"description": "unknown id"}, 409: {"description": "traces are off"}})
+            responses={404: {"description": "unknown id"}, 409: {"description": "traces are off"},
+                       503: {"description": "its write is still pending (Retry-After), or the store fails"}})
 async def get_refinement(trace_id: str, traces: TracesDep, key_id: KeyIdDep) -> dict:
-    row = await _on_store(traces, trace_id, lambda s: s.get(trace_id, key_id))
+    row = await _on_store(traces, trace_id, key_id, lambda s: s.get(trace_id, key_id))
     if row is None:
         raise ApiError(404, NOT_FOUND.format(_shown(trace_id)), "id", "not_found")
     return public(row)
@@ -67,7 +71,7 @@ async def list_refinements(traces: TracesDep, key_id: KeyIdDep,
                            before: Annotated[str | None, Query(description="a trace id: list what is older")] = None) -> dict:
     if before is not None and not valid_id(before):
         raise ApiError(400, "before must be the id of a stored refinement", "before")
-    page = await _on_store(traces, before, lambda s: s.page(key_id, limit, before))
+    page = await _on_store(traces, before, key_id, lambda s: s.page(key_id, limit, before))
     if page is None:
         raise ApiError(400, "before names no stored refinement", "before")
     rows, more = page
@@ -79,44 +83,64 @@ async def list_refinements(traces: TracesDep, key_id: KeyIdDep,
                          "RISE_TRACES_KEEP_REFERENCES, never shown) and `comment`. Repeated feedback: the last one "
                          "wins, replacing the earlier one whole.",
              responses={400: {"description": "bad feedback"}, 404: {"description": "unknown id"},
-                        409: {"description": "traces are off, or a reference while references are not kept"}})
+                        409: {"description": "traces are off, or a reference while references are not kept"},
+                        503: {"description": "its write is still pending: the feedback is held (Retry-After)"}})
 async def feedback(trace_id: str, body: FeedbackRequest, traces: TracesDep, key_id: KeyIdDep, request: Request) -> dict:
     if not valid_id(trace_id):
         raise ApiError(404, NOT_FOUND.format(_shown(trace_id)), "id", "not_found")
     if body.reference is not None and not request.app.state.settings.traces_keep_references:
         raise ApiError(409, "references are not stored on this server (RISE_TRACES_KEEP_REFERENCES is off): send "
                             "rating and comment only", "reference", "references_not_kept")
-    row = await _on_store(traces, trace_id, lambda s: s.set_feedback(
-        trace_id, key_id, rating=body.rating, comment=body.comment, reference=body.reference))
+    values = {"rating": body.rating, "comment": body.comment, "reference": body.reference}
+    row = await _on_store(traces, trace_id, key_id, lambda s: s.set_feedback(trace_id, key_id, **values),
+                          mark=lambda: traces.hold_feedback(trace_id, key_id, values),
+                          still="the feedback is held and attaches once it is: retry to confirm (repeating it is "
+                                "safe, the last feedback wins)")
     if row is None:
         raise ApiError(404, NOT_FOUND.format(_shown(trace_id)), "id", "not_found")
     return public(row)
 
 
 @router.delete("/v1/refinements/{trace_id}", response_model=Deleted, summary="Delete a stored refinement",
-               responses={404: {"description": "unknown id"}, 409: {"description": "traces are off"}})
+               responses={404: {"description": "unknown id"}, 409: {"description": "traces are off"},
+                          503: {"description": "its write is still pending: it is marked for deletion (Retry-After)"}})
 async def delete_refinement(trace_id: str, traces: TracesDep, key_id: KeyIdDep) -> dict:
-    if not await _on_store(traces, trace_id, lambda s: s.delete(trace_id, key_id)):
+    gone = await _on_store(traces, trace_id, key_id, lambda s: traces.gone(trace_id, key_id) or s.delete(trace_id, key_id),
+                           mark=lambda: traces.forget(trace_id, key_id),
+                           still="it is marked for deletion and removed as soon as the write ends: retry to confirm")
+    if not gone:
         raise ApiError(404, NOT_FOUND.format(_shown(trace_id)), "id", "not_found")
     return {"id": trace_id, "object": "refinement.deleted", "deleted": True}
 
 
-async def _on_store(writer: TraceWriter, trace_id: str | None, op: Callable[[TraceStore], object]):
-    """`op` on the store in a thread, once this process's pending write of `trace_id` settled; a
-    malformed id is a 404 without touching the store; a failing store a 503."""
+async def _on_store(writer: TraceWriter, trace_id: str | None, key_id: str | None, op: Callable[[TraceStore], object],
+                    mark: Callable[[], bool] | None = None, still: str = "retry shortly"):
+    """`op` on the store in a thread, once this process's pending write of `trace_id` (this key's)
+    settled. `mark` (true when that write is pending) first tells the writer what the call wants
+    of the row meanwhile: forget it, or label it. A write still pending after SETTLE_S is a 503
+    with Retry-After saying `still`; a malformed id a 404 without touching the store; a failing
+    store a 503."""
     if trace_id is not None and not valid_id(trace_id):
         return None
+    pending = mark or (lambda: writer.pending(trace_id, key_id))
 
     def run():
-        if trace_id is not None and writer.pending(trace_id):
-            writer.wait_written(trace_id, SETTLE_S)
+        if trace_id is not None and pending() and not writer.wait_written(trace_id, SETTLE_S):
+            return _STILL_WRITING
         return op(writer.store)
 
     try:
-        return await asyncio.get_running_loop().run_in_executor(_STORE_THREADS, contextvars.copy_context().run, run)
+        out = await asyncio.get_running_loop().run_in_executor(_STORE_THREADS, contextvars.copy_context().run, run)
     except SQLAlchemyError as e:
         raise ApiError(503, f"the trace store is unavailable ({writer.store.fault(e)}); retry shortly",
                        code="trace_store_unavailable", headers={"Retry-After": "2"}) from None
+    if out is _STILL_WRITING:
+        raise ApiError(503, f"refinement '{trace_id}' is still being written to the trace store (a slow store); {still}",
+                       code="trace_pending", headers={"Retry-After": "2"})
+    return out
+
+
+_STILL_WRITING = object()
 
 
 def _shown(trace_id: str) -> str:

@@ -112,6 +112,17 @@ export class RunView {
     add("id", r.id, "refinement-id");
     this.summary.replaceChildren(final, tally(r.votes, r.vote_weights), facts);
     this.summary.hidden = false;
+    this.closeOpenTurns(`cut off: ${STOP_REASONS[r.stop_reason] || r.stop_reason}`);
+  }
+
+  /** Every card still generating gets `status`: the run ended before its turn did (deadline, error, Stop). */
+  closeOpenTurns(status) {
+    for (const t of this.turns.values()) {
+      if (t.card.classList.contains("running")) {
+        t.card.classList.remove("running");
+        t.status.textContent = status;
+      }
+    }
   }
 
   /** After the result: each sample's answer, and which sample continued the conversation. */
@@ -131,12 +142,7 @@ export class RunView {
     this.root.dataset.state = "error";
     this.errorBox.textContent = failure.describe ? failure.describe() : String(failure);
     this.errorBox.hidden = false;
-    for (const t of this.turns.values()) {
-      if (t.card.classList.contains("running")) {
-        t.card.classList.remove("running");
-        t.status.textContent = "not finished";
-      }
-    }
+    this.closeOpenTurns("not finished");
   }
 }
 

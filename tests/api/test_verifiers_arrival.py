@@ -1,0 +1,212 @@
+"""A verifier's arrival check never stalls the server (issue 26, item 1): a `json_schema` of 470
+distinct patterns, each just under the per-pattern cap, was compiled on the event loop when the
+request arrived, and `/health` waited 42 s with it. The check now has a budget per request and runs
+in a worker thread under a time cap; `/health` answers within 100 ms (the issue's hard bound) while
+the heaviest requests a client may send are checked and judged.
+
+    .venv/bin/python -m pytest -q tests/api/test_verifiers_arrival.py
+"""
+
+import asyncio
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from app.answers.checker import get_checker
+from app.verifiers import patterns, registry
+from app.verifiers.errors import VerifierError
+from app.verifiers.registry import Verifiers
+from tests.api.test_verifiers import Q
+from tests.servers import start_server, stop_server
+
+HEALTH_BOUND_S = 0.100
+
+
+def many_patterns(n: int = 470) -> dict:
+    """The issue's schema: `n` distinct patterns, each just under the per-pattern repeat-cost cap of
+    issue 20 (99 x 999), under the 20,000-character cap."""
+    schema = {"anyOf": [{"pattern": f"(?:a{{99}}){{999}}{i}"} for i in range(n)]}
+    assert len(json.dumps(schema)) < 20_000
+    return schema
+
+
+@pytest.fixture(scope="module")
+def url():
+    proc, base, _ = start_server()
+    httpx.post(f"{base}/v1/refine", json={"question": ""}, timeout=60)  # a fresh server's first request takes 0.4 s
+    yield base
+    stop_server(proc)
+
+
+def while_health_polled(url: str, body: dict, min_polls: int = 10) -> tuple[httpx.Response, float, float]:
+    """POST `body` to /v1/refine while /health is polled; (the answer, its seconds, the worst /health
+    latency over at least `min_polls` polls, each begun while the request ran)."""
+    answer: list = []
+
+    def post():
+        start = time.monotonic()
+        r = httpx.post(f"{url}/v1/refine", json=body, timeout=180)
+        answer.append((r, time.monotonic() - start))
+
+    worst, polls = 0.0, 0
+    with httpx.Client(timeout=180) as client:
+        client.get(f"{url}/health")  # the connection is open before the request starts
+        worker = threading.Thread(target=post)
+        worker.start()
+        while worker.is_alive() or polls < min_polls:
+            start, running = time.monotonic(), worker.is_alive()
+            assert client.get(f"{url}/health").status_code == 200
+            if running:  # the poll began while the request ran (a stall at its end delays both answers)
+                worst, polls = max(worst, time.monotonic() - start), polls + 1
+            if not worker.is_alive() and polls < min_polls:  # it answered too fast to be measured: again
+                worker = threading.Thread(target=post)
+                worker.start()
+            time.sleep(0.01)
+    return answer[-1][0], answer[-1][1], worst
+
+
+def at_cost_cap(body: str, suffix: str = "") -> str:
+    """`body % n + suffix` with the most copies `n` under the per-pattern cap."""
+    return body % ((patterns.MAX_REPEAT_COST - len(suffix)) // patterns.repeat_cost(body % 1)) + suffix
+
+
+def at_the_cap(n: int) -> dict:
+    """`n` distinct patterns, each just under today's per-pattern cap: past the request's budget."""
+    return {"anyOf": [{"pattern": at_cost_cap("(?:a{99}){%d}", str(i))} for i in range(n)]}
+
+
+@pytest.mark.parametrize("schema,refusal", [(many_patterns(), "too costly"), (at_the_cap(400), "together")])
+def test_a_schema_of_many_costly_patterns_never_stalls_the_server(url, schema, refusal):
+    body = {"question": Q, "max_turns": 1, "verifier": {"name": "json_schema", "schema": schema}}
+    r, took, worst = while_health_polled(url, body)
+    assert worst <= HEALTH_BOUND_S, f"/health took {worst * 1000:.0f} ms while the schema was checked"
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "verifier.schema" and refusal in error["message"], error
+    assert took < 5, f"the request took {took:.1f} s to be refused"
+
+
+def worst_accepted() -> list[dict]:
+    """The costliest verifiers a request may bring: patterns that compile slowest for their cost
+    (case folded fully over a wide class, copies of an empty capturing group), up to the request's
+    budget (a schema's patterns must also be Python's `re`: no `(?V1i)`)."""
+    fold, empty = at_cost_cap("(?V1i)(?:" + "[ß-ﬃ]" * 30 + "){%d}"), at_cost_cap("(?:" + "()" * 5 + "){%d}")
+    heavy = [at_cost_cap("(?:" + "()" * 5 + "){%d}", str(i))
+             for i in range(patterns.MAX_REQUEST_COST // patterns.MAX_REPEAT_COST)]
+    return [{"name": "regex", "pattern": fold, "on": "text"}, {"name": "regex", "pattern": empty, "ignore_case": True},
+            {"name": "json_schema", "schema": {"anyOf": [{"pattern": p} for p in heavy]}}]
+
+
+@pytest.mark.parametrize("verifier", worst_accepted(), ids=["fold", "empty-groups", "schema"])
+def test_the_costliest_accepted_verifiers_never_stall_the_server(url, verifier):
+    r, _, worst = while_health_polled(url, {"question": Q, "max_turns": 1, "verifier": verifier})
+    assert r.status_code == 200, r.text
+    assert worst <= HEALTH_BOUND_S, f"/health took {worst * 1000:.0f} ms while the verifier was checked"
+
+
+def test_a_schema_slow_to_check_against_its_metaschema_never_stalls_the_server(url):
+    """0.7 s of jsonschema's `check_schema` ran on the event loop; it is now in the worker thread,
+    under the check's time cap (past it, on a busy machine: a 400 saying so)."""
+    verifier = {"name": "json_schema", "schema": {"allOf": [{}] * 3000}}
+    r, _, worst = while_health_polled(url, {"question": Q, "max_turns": 1, "verifier": verifier})
+    assert r.status_code == 200 or "took longer than" in r.json()["error"]["message"], r.text
+    assert worst <= HEALTH_BOUND_S, f"/health took {worst * 1000:.0f} ms while the schema was checked"
+
+
+# each compiled slowly (30 ms to 84 s, holding the GIL) though it cost less than the former cap
+@pytest.mark.parametrize("pattern", ["(?:" + r"\X" * 200 + "){99999}", "(?:" + "[ab]" * 100 + "){9999}",
+                                     "(?:()()()()()){2500}", "(?fi)(?:[\\x00-\\uffff]{99}){190}",
+                                     "(?fi)" + "[ß-ﬃ]" * 90, "(?:" + "a." * 200 + "){999}"])
+def test_a_pattern_slow_to_compile_costs_more_than_the_cap(pattern):
+    assert patterns.repeat_cost(pattern) > patterns.MAX_REPEAT_COST
+    with pytest.raises(ValueError, match="too costly"):
+        patterns.compile_pattern(pattern)
+
+
+@pytest.fixture
+def slow_compiles(monkeypatch):
+    """Each compile takes 50 ms; the calls are counted."""
+    compiles = []
+    real = patterns._compile.__wrapped__
+    monkeypatch.setattr(patterns, "_compile", lambda p, f: compiles.append(p) or time.sleep(0.05) or real(p, f))
+    return compiles
+
+
+def test_a_check_past_its_time_cap_is_a_400_and_its_thread_stops(monkeypatch, slow_compiles):
+    monkeypatch.setattr(registry, "ARRIVAL_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(patterns, "CHECK_TIMEOUT_S", 60.0)  # only the outer cap stops it
+    schema = {"anyOf": [{"pattern": f"a{i}"} for i in range(100)]}
+    start = time.monotonic()
+    with pytest.raises(VerifierError) as e:
+        asyncio.run(Verifiers().checked_oracle("json_schema", {"schema": schema}))
+    assert time.monotonic() - start < 1 and e.value.status == 400 and e.value.field == "schema"
+    assert "took longer than 0.3 s" in e.value.message
+    stopped = len(slow_compiles)
+    time.sleep(0.3)
+    assert len(slow_compiles) <= stopped + 1 < 100, "the check went on compiling"
+
+
+def test_a_check_stops_itself_at_its_own_deadline(monkeypatch, slow_compiles):
+    monkeypatch.setattr(patterns, "CHECK_TIMEOUT_S", 0.2)
+    schema = {"anyOf": [{"pattern": f"b{i}"} for i in range(100)]}
+    with pytest.raises(VerifierError) as e:
+        asyncio.run(Verifiers().checked_oracle("json_schema", {"schema": schema}))
+    assert e.value.status == 400 and e.value.field == "schema" and "took longer than 0.2 s" in e.value.message
+    assert len(slow_compiles) < 10
+
+
+def test_a_check_that_waited_too_long_for_a_thread_is_a_503(monkeypatch):
+    monkeypatch.setattr(registry, "ARRIVAL_TIMEOUT_S", 0.2)
+
+    async def busy():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        blocker = asyncio.to_thread(time.sleep, 0.6)
+        task = asyncio.ensure_future(blocker)
+        await asyncio.sleep(0.05)
+        try:
+            await Verifiers().checked_oracle("regex", {"pattern": "31"})
+        finally:
+            await task
+
+    with pytest.raises(VerifierError) as e:
+        asyncio.run(busy())
+    assert e.value.status == 503 and "busy" in e.value.message
+
+
+def test_a_schema_s_patterns_are_compiled_once_when_it_arrives(monkeypatch):
+    compiles = []
+    real = patterns._compile.__wrapped__
+    monkeypatch.setattr(patterns, "_compile", lambda p, f: compiles.append(p) or real(p, f))
+    schema = {"type": "object", "patternProperties": {"^k[0-9]$": {"pattern": "^v"}},
+              "properties": {"a": {"pattern": "^v"}}}  # the same pattern twice: compiled once
+    oracle = asyncio.run(Verifiers().checked_oracle("json_schema", {"schema": schema}))
+    assert sorted(compiles) == ["^k[0-9]$", "^v"]
+    verdict = asyncio.run(oracle.judge("Q?", None, '{"k1": "v1", "a": "vx"}', 1))
+    assert verdict.correct is True and len(compiles) == 2  # judging compiles nothing
+
+
+def test_a_feedback_template_repeating_a_long_question_never_stalls_the_server(url):
+    """The next turn's prompt repeats the question as often as the template says (200 times, within
+    its 2,000 characters): 0.5 MB the engine tokenized on the event loop, for 0.9 s."""
+    question = ("Sam has 23 apples. He buys 17 more. " * 40)[:1400] + " " + Q
+    body = {"question": question, "feedback": "{question}" * 200, "max_turns": 2, "max_tokens": 8}
+    r, _, worst = while_health_polled(url, body, min_polls=3)
+    assert r.status_code == 200 and r.json()["stop_reason"] == "context_length", r.text
+    assert worst <= HEALTH_BOUND_S, f"/health took {worst * 1000:.0f} ms while the next prompt was built"
+
+
+def test_the_synthetic_answer_is_read_in_linear_time():
+    """The synthetic task's answer is read on the event loop (a regular expression, no worker): a
+    run of spaces after "The answer is" took time quadratic in its length (4,000: 0.9 s)."""
+    checker = get_checker("synthetic")
+    start = time.monotonic()
+    assert checker.extract("The answer is" + " " * 16_000 + "x") is None
+    assert time.monotonic() - start <= HEALTH_BOUND_S
+    for text, answer in [("The answer is: $ 1,234.", "1234"), ("the final answer is  $31", "31"),
+                         ("The answer is:\n-2.5", "-2.5"), ("The answer is $", None)]:
+        assert checker.extract(text) == answer
