@@ -44,7 +44,11 @@ FIELD_CASES = {
                  {"name": "regex", "pattern": "("}, {"name": "regex", "pattern": "x" * 501},
                  {"name": "regex", "pattern": "(a{1000}){1000}"}, {"name": "json_schema", "schema": {"type": 5}},
                  {"name": "json_schema", "schema": {"$ref": "http://169.254.169.254/latest"}},
-                 {"name": "contains", "value": "x", "url": "http://example.com"}],
+                 {"name": "contains", "value": "x", "url": "http://example.com"},
+                 # each pattern under its own cap, together over the request's budget (cost or count)
+                 {"name": "json_schema", "schema": {"anyOf": [{"pattern": f"(?:a{{99}}){{99}}N{i}"} for i in range(60)]}},
+                 {"name": "json_schema", "schema": {"anyOf": [{"pattern": f"x{i}"} for i in range(300)]}},
+                 {"name": "regex", "pattern": "(?:\\X){9999}"}, {"name": "regex", "pattern": "(){99999}"}],
     "feedback": ["Try again.", "", "{question}" + "x" * 2000, 5, "a\x00 {question}", ["{question}"]],
 }
 BOTH = [({"reference": "31", "verifier": {"name": "contains", "value": "3"}}, "verifier"),
