@@ -74,7 +74,7 @@ class EffortRule(BaseModel):
         return self
 
 
-# From `rise eval --compute` on the validation split with the default model (README, "Adaptive compute"):
+# From `rise eval --compute` on the validation split with the default model (docs/adaptive-compute.md):
 # `confident` (mean >= 0.99) keeps ~28% of K=5's tokens, `agree` ~48%, `settled` ~70%, each within a
 # point of K=5's accuracy; `none` (one turn) skips the re-check, 40 points below.
 DEFAULT_EFFORT = {"none": 1, "minimal": {"max_turns": 5, "early_stop": "confident"},

@@ -1,4 +1,4 @@
-"""Every subcommand refuses bad arguments the way the README promises: a message naming the
+"""Every subcommand refuses bad arguments the way docs/cli.md promises: a message naming the
 problem on stderr and exit status 2, never a traceback, and before any model loads.
 
     .venv/bin/python -m pytest -q tests/test_cli_args.py
@@ -152,13 +152,19 @@ def test_train_rise(tmp_path):
         (base + ["--batch-size", "0"], "--batch-size"),
         (base + ["--engine-batch", "0"], "--engine-batch"),
         (base + ["--replay", "-1"], "--replay"),
-        (base + ["--replay-levels", "legendary"], "--replay-levels"),
-        (base + ["--solver-attempts", "-1"], "--solver-attempts"),
-        (base + ["--solver-levels", "legendary"], "--solver-levels"),
-        (base + ["--level", "easy", "legendary"], "--level"),
-        (base + ["--solver-right", "1.5"], "--solver-right"),
-        (base + ["--later", "-0.5"], "--later"),
-        (base + ["--later-wrong", "2"], "--later-wrong"),
+        (base + ["--recipe", '{"replay_levels": ["legendary"]}'], "replay_levels"),
+        (base + ["--recipe", '{"solver_attempts": -1}'], "solver_attempts"),
+        (base + ["--recipe", '{"solver_levels": ["legendary"]}'], "solver_levels"),
+        (base + ["--recipe", '{"level": ["easy", "legendary"]}'], "level"),
+        (base + ["--recipe", '{"solver_right": 1.5}'], "solver_right"),
+        (base + ["--recipe", '{"later": -0.5}'], "later"),
+        (base + ["--recipe", '{"later_wrong": 2}'], "later_wrong"),
+        (base + ["--recipe", '{"levels": ["easy"]}'], "levels"),  # a typo is refused, not ignored
+        (base + ["--recipe", str(tmp_path / "none.json")], "cannot be read"),
+        (base + ["--later", "0.5"], "unrecognized arguments: --later"),  # the synthetic recipe's knob, not a flag
+        (base + ["--criterion", "most"], "--criterion"),
+        (base + ["--dataset", "imagenet"], "--dataset"),
+        (base + ["--teacher-base-url", "ftp://x", "--source", "teacher"], "--teacher-base-url"),
         (base + ["--anchor", "-1"], "--anchor"),
         (base + ["--anchor", "nan"], "--anchor"),
         (base + ["--anchor-model", "/tmp"], "not a model directory"),

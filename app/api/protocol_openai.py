@@ -1,7 +1,7 @@
 """OpenAI chat-completions models: every field of OpenAI's request is known, and the response,
 chunk and model shapes.
 
-A field is one of three kinds (README, "POST /v1/chat/completions"):
+A field is one of three kinds (docs/api.md, "POST /v1/chat/completions"):
 - honoured: `model`, `messages`, `temperature`, `top_p`, `max_tokens`, `max_completion_tokens`,
   `n`, `seed`, `stop`, `stream`, `stream_options`, `reasoning_effort`, `user`, `logprobs`, `store`
   (keep the completion in the trace store: app/api/serving.py `trace_wanted`) and `rise`;
@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.api.protocol_refine import RefineOptions, no_control_chars, one_line
+from app.api.protocol_refine import RefineOptions, few_messages, no_control_chars, one_line
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -153,6 +153,7 @@ class ChatCompletionRequest(BaseModel):
     prompt_cache_options: dict | None = None
 
     _text = field_validator("model", "user", "safety_identifier", "prompt_cache_key")(one_line)
+    _messages = field_validator("messages", mode="before")(few_messages)
 
     @field_validator("stop")
     @classmethod

@@ -25,6 +25,17 @@ def no_control_chars(value: str | None) -> str | None:
     return value
 
 
+MAX_MESSAGES = 1000  # a conversation's messages (chat's `messages`, the Responses API's `input` items)
+
+
+def few_messages(value):
+    """A conversation's list, counted before any message is validated: a 1 MB body of tiny
+    messages took 100 ms and more of validation on the event loop."""
+    if isinstance(value, list) and len(value) > MAX_MESSAGES:
+        raise ValueError(f"a conversation may hold at most {MAX_MESSAGES} messages (this one has {len(value)})")
+    return value
+
+
 def one_line(value: str | None) -> str | None:
     """An identifier or a name: valid text on one line (it may reach a log line)."""
     no_control_chars(value)

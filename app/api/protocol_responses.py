@@ -1,7 +1,7 @@
 """OpenAI Responses API request model (`POST /v1/responses`): every field of OpenAI's request is
 known, as in the chat API (app/api/protocol_openai.py).
 
-A field is one of three kinds (README, "The Responses API"):
+A field is one of three kinds (docs/api.md, "The Responses API"):
 - honoured: `model`, `input` (a string, or messages with `input_text` parts; an earlier answer's
   `output_text` parts and reasoning items may be sent back), `instructions`, `max_output_tokens`
   (the budget over all turns, as `rise.max_total_tokens`), `temperature`, `top_p`,
@@ -23,7 +23,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.api.protocol_openai import ReasoningEffort
-from app.api.protocol_refine import RefineOptions, no_control_chars, one_line
+from app.api.protocol_refine import RefineOptions, few_messages, no_control_chars, one_line
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 LOGPROBS = "message.output_text.logprobs"  # the one `include` value rise-serve honours
@@ -195,6 +195,7 @@ class ResponseRequest(BaseModel):
             return [{"type": "message", "role": "user", "content": v}]
         if not isinstance(v, list):
             raise ValueError("must be a string or a list of messages")
+        few_messages(v)
         for i, item in enumerate(v):
             kind = _item_kind(item)
             if kind not in ("message", "reasoning"):

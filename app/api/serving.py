@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import aclosing
 from typing import AsyncIterator, Awaitable, Callable
 
 from app import metrics
@@ -201,10 +202,12 @@ def trace_wanted(request, store: bool | None, default: bool) -> bool:
 
 
 def keep_trace(request, trace_id: str, route: str, question: str, config: RefineConfig, results,
-               reference: str | None, history: list[dict] | None = None, response: dict | None = None) -> None:
+               reference: str | None, history: list[dict] | None = None, response: dict | None = None,
+               task: str | None = None) -> None:
     """Hand a finished refinement to the trace writer when traces are on (app/traces/writer.py):
     never waits and never fails the request; the reference goes only where RISE_TRACES_KEEP_REFERENCES
-    says so (`response`: a stored Responses API response's own fields)."""
+    says so (`response`: a stored Responses API response's own fields; `task`: the request's, by
+    default RISE_TASK: what `rise train rise --from-traces` scores the trace with)."""
     state = request.app.state
     writer = getattr(state, "traces", None)
     if writer is None:
@@ -214,7 +217,8 @@ def keep_trace(request, trace_id: str, route: str, question: str, config: Refine
         writer.submit(build_row(trace_id, route=route, model=info.model_name, engine=info.extra.get("engine", "unknown"),
                                 question=question, config=config, results=list(results), reference=reference,
                                 key_id=getattr(request.state, "key_id", None), history=history,
-                                keep_reference=state.settings.traces_keep_references, response=response))
+                                keep_reference=state.settings.traces_keep_references, response=response,
+                                task=task or state.settings.task))
     except Exception as e:  # noqa: BLE001 - a trace is never worth a refinement
         metrics.TRACES_DROPPED.labels("error").inc()
         log.error("trace not kept: %s", type(e).__name__)
@@ -223,6 +227,22 @@ def keep_trace(request, trace_id: str, route: str, question: str, config: Refine
 def sse(data: dict | str, event: str | None = None) -> str:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+async def reserved(request, trace_id: str, store: bool, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """A stream whose first chunk tells the id of the trace its refinement will leave (`store`):
+    that id is pending in the trace writer while it runs, so that a DELETE meanwhile wins over the
+    write (and a read waits for it), as for a trace already handed over; released if none comes."""
+    writer = getattr(request.app.state, "traces", None) if store else None
+    if writer is not None:
+        writer.reserve(trace_id, getattr(request.state, "key_id", None))
+    try:
+        async with aclosing(chunks) as it:
+            async for chunk in it:
+                yield chunk
+    finally:
+        if writer is not None:
+            writer.release(trace_id)
 
 
 async def event_stream(run: Callable[[Callable[[dict], None]], Awaitable], render: Callable[[dict], list[str]],

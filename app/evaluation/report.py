@@ -1,4 +1,4 @@
-"""Markdown tables from `rise eval` outputs, for model cards and the README, and the model-vs-model
+"""Markdown tables from `rise eval` outputs, for model cards and docs/results, and the model-vs-model
 comparison: the paired difference of each metric when the runs share their problems and seeds.
 
     python -m app.evaluation.report runs/eval-rise/metrics.json runs/eval-base/metrics.json

@@ -17,13 +17,16 @@ from app.refine.types import RefineConfig, RefineResult
 def build_row(trace_id: str, *, route: str, model: str, engine: str, question: str, config: RefineConfig,
               results: list[RefineResult], key_id: str | None = None, reference: str | None = None,
               keep_reference: bool = False, history: list[dict] | None = None,
-              created: float | None = None, response: dict | None = None) -> dict[str, Any]:
+              created: float | None = None, response: dict | None = None, task: str | None = None) -> dict[str, Any]:
     """A row of `rise_traces`: every choice's turns (text, answer, tokens, latency, confidence),
-    the final answer, stop reason and config. `reference` is kept only with `keep_reference`;
-    `response` is what a stored Responses API response echoes (its instructions, metadata, ...)."""
+    the final answer, stop reason, config and the task it was scored under (what training scores it
+    with). `reference` is kept only with `keep_reference`; `response` is what a stored Responses API
+    response echoes (its instructions, metadata, ...)."""
     choices = [r.to_dict() for r in results]
     first = results[0]
     body = {"config": _config(config), "history": history or [], "choices": choices}
+    if task is not None:
+        body["task"] = task
     if response is not None:
         body["response"] = response
     return {"id": trace_id, "created": time.time() if created is None else created, "key_id": key_id,
@@ -48,7 +51,7 @@ def public(row: dict) -> dict:
     body = json.loads(row["body"])
     choices = body.get("choices") or []
     out = {"id": row["id"], "object": "refinement.trace", "created": row["created"], "model": row["model"],
-           "engine": row["engine"], "route": row["route"], "question": row["question"],
+           "engine": row["engine"], "route": row["route"], "question": row["question"], "task": body.get("task"),
            "history": body.get("history") or [], "config": body.get("config") or {}}
     out.update(choices[0] if choices else {})
     out.pop("reference", None)

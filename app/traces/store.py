@@ -116,6 +116,7 @@ class TraceStore:
         take turns (a transaction-scoped advisory lock), so that none deletes on stale counts;
         SQLite's `BEGIN IMMEDIATE` already serialises them."""
         cutoff = (time.time() if now is None else now) - max_age_s
+        self.create()  # a fresh store's idle retention runs before any write
         with self.engine.begin() as c:
             if not self.sqlite:  # a replica stuck mid-prune holds the others up 5 s at most (then: retried)
                 c.exec_driver_sql("SET LOCAL lock_timeout = '5s'")

@@ -10,6 +10,8 @@ over with `submit` (never blocks, never raises) and written by one thread, in ba
 - Retention (`max_rows`, `max_age_s`) is enforced after every batch, and once a minute when idle.
 - `wait_written(id)` lets a read on this process wait for its own pending write; `flush()` waits
   for everything submitted so far (stored or dropped).
+- A stream tells its trace's id before its refinement ends: `reserve` makes the id pending from
+  then (`release` it when no trace comes), so that a DELETE meanwhile wins there too.
 - A trace still pending can be deleted (`forget`: it is left out of its batch, or deleted right
   after the insert, before it stops being pending) and labelled (`hold_feedback`: the label goes
   into the row, or is applied right after the insert). Only this process sees its pending writes.
@@ -48,6 +50,7 @@ class TraceWriter:
         self._pending: dict[str, str | None] = {}  # id -> the key id that made it
         self._forgotten: set[str] = set()  # pending ids deleted meanwhile: never to stay stored
         self._held: dict[str, dict] = {}  # pending id -> feedback to apply once it is written
+        self._reserved: set[str] = set()  # pending ids whose trace is not submitted yet (`reserve`)
         self._gone: OrderedDict[str, str | None] = OrderedDict()
         self._submitted = self._settled = 0
         self._closing = threading.Event()
@@ -74,10 +77,37 @@ class TraceWriter:
                 self._queue.put_nowait(row)
             except queue.Full:
                 self._drop("queue_full", 1)
+                self._unreserve(row["id"])
                 return False
+            self._reserved.discard(row["id"])
             self._pending[row["id"]] = row.get("key_id")
             self._submitted += 1
         return True
+
+    def reserve(self, trace_id: str, key_id: str | None) -> None:
+        """A trace to come, its id already told to the client (a stream's first event): pending
+        from now, for this key; `submit` or `release` ends that."""
+        with self._lock:
+            if trace_id not in self._pending:
+                self._reserved.add(trace_id)
+                self._pending[trace_id] = key_id
+
+    def release(self, trace_id: str) -> None:
+        """No trace comes for a `reserve`d id (the refinement failed, or its client left): no longer
+        pending (a DELETE meanwhile: `gone`). Nothing once the trace was submitted."""
+        with self._lock:
+            self._unreserve(trace_id)
+
+    def _unreserve(self, trace_id: str) -> None:
+        if trace_id not in self._reserved:
+            return
+        self._reserved.discard(trace_id)
+        key = self._pending.pop(trace_id, None)
+        self._held.pop(trace_id, None)
+        if trace_id in self._forgotten:
+            self._forgotten.discard(trace_id)
+            self._remember_gone(trace_id, key)
+        self._lock.notify_all()
 
     def pending(self, trace_id: str, key_id: str | None = None) -> bool:
         """Whether this process is still writing `trace_id` for this key (any key: None)."""

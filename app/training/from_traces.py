@@ -10,7 +10,12 @@ are the on-policy rollouts of the first iteration (later iterations roll out the
 with the oracle, as `collect.py` does). Each wrong turn gets an improved next turn from best-of-N
 samples of the model (`--source self`) or the teacher (`--source teacher`), in context and then on
 the bare question; a right turn is kept, and kept again after "incorrect" feedback. Traffic has no
-known steps, so targets are checked by their final answer only. Weights as in `collect.py`.
+known steps, so targets are checked by their final answer only. Weights and criteria as in `collect.py`.
+
+Each trace is scored with the task it was served under (its `task`, recorded by the server: the
+request's `task` or RISE_TASK), by that task's checker. A trace that cannot be scored is refused
+before training, by its id: one that records no task (exported before traces recorded it) when no
+`--task` is given for such traces, or whose reference its task cannot read.
 
     rise traces export --url sqlite:///traces.db --out data.jsonl --labelled-only
     rise train rise --model models/rise-synth --out runs/from-traffic --from-traces data.jsonl --iterations 1
@@ -24,11 +29,12 @@ from pathlib import Path
 
 from app.answers.protocol import Checker
 from app.engines.base import Engine, SamplingParams
-from app.refine.feedback import DEFAULT_FEEDBACK, render_feedback
 from app.refine.loop import reference_oracle, refine
 from app.refine.types import RefineConfig
 from app.refine.vote import majority
-from app.training.collect import CollectConfig, CollectStats, fan_out, reward, weight
+from app.tasks.files import Question
+from app.tasks.registry import TASKS, get_task
+from app.training.collect import CollectConfig, CollectStats, fan_out, improve_turns, reward
 
 Example = tuple[list[dict], list[float]]
 
@@ -43,6 +49,8 @@ class Traced:
     rating: int | None
     final_answer: str | None
     rollouts: list[list[str]] = field(default_factory=list)
+    task: str | None = None  # the task it was served under
+    line: int = 0
 
     @property
     def rejected(self) -> set[str]:
@@ -77,32 +85,56 @@ def load_traces(path: Path | str) -> list[Traced]:
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise TracesError(f"{path}:{n}: not a trace of `rise traces export` ({type(e).__name__}: {e})") from None
             item = Traced(d.get("id", f"line-{n}"), question, d.get("reference"), feedback.get("rating"),
-                          d.get("final_answer"), [r for r in rollouts if r])
+                          d.get("final_answer"), [r for r in rollouts if r], d.get("task"), n)
             if item.reference is not None or item.rating in (-1, 1):
                 out.append(item)
     return out
 
 
-async def collect_traces(engine: Engine, items: list[Traced], checker: Checker, cfg: CollectConfig,
-                         teacher: Engine | None = None, served: bool = True,
-                         progress=None) -> tuple[list[Example], TraceStats]:
-    """Examples for weighted fine-tuning from labelled traces; `served`: use the served turns as the
-    rollouts (the first iteration), else roll the current model out with the oracle."""
+def check_scorable(items: list[Traced], path: Path | str, fallback: str | None = None) -> list[Traced]:
+    """The traces with their task settled (their own, else `fallback` for traces that record none);
+    TracesError naming the traces that cannot be scored."""
+    bad = []
+    for item in items:
+        item.task = item.task or fallback
+        if item.task is None:
+            bad.append(f"{item.id} (line {item.line}) records no task (exported before traces recorded their "
+                       "task): pass --task for such traces")
+        elif item.task not in TASKS:
+            bad.append(f"{item.id} (line {item.line}) was served under task {item.task!r}, which this version "
+                       f"cannot score (tasks: {', '.join(TASKS)})")
+        elif item.reference is not None and get_task(item.task).reference(item.reference) is None:
+            bad.append(f"{item.id} (line {item.line}): its reference {item.reference!r} is not an answer of task "
+                       f"{item.task} (it reads {get_task(item.task).reads})")
+        elif item.reference is not None:
+            item.reference = get_task(item.task).reference(item.reference)
+    if bad:
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise TracesError(f"{path}: cannot score trace " + "; trace ".join(bad[:3]) + more)
+    return items
+
+
+async def collect_traces(engine: Engine, items: list[Traced], cfg: CollectConfig, teacher: Engine | None = None,
+                         served: bool = True, progress=None) -> tuple[list[Example], TraceStats]:
+    """Examples for weighted fine-tuning from labelled traces (their task settled: `check_scorable`);
+    `served`: use the served turns as the rollouts (the first iteration), else roll the current model
+    out with the oracle."""
     if cfg.source not in ("self", "teacher"):
         raise ValueError(f"source {cfg.source!r} needs generated problems; traces take 'self' or 'teacher'")
     if cfg.source == "teacher" and teacher is None:
         raise ValueError("source 'teacher' needs a teacher engine")
     source = teacher if cfg.source == "teacher" else engine
-    stats = TraceStats(traces=len(items))
-    examples = await fan_out(items, lambda item, seed: _one(engine, source, item, checker, cfg, stats, served, seed),
+    stats = TraceStats(traces=len(items), criterion=cfg.criterion)
+    examples = await fan_out(items, lambda item, seed: _one(engine, source, item, cfg, stats, served, seed),
                              cfg, progress)
     stats.examples = len(examples)
     return examples, stats
 
 
-async def _one(engine, source, item: Traced, checker: Checker, cfg: CollectConfig, stats: TraceStats,
-               served: bool, seed: int) -> list[Example]:
-    reference = await _reference(source, item, checker, cfg, stats, seed)
+async def _one(engine, source, item: Traced, cfg: CollectConfig, stats: TraceStats, served: bool,
+               seed: int) -> list[Example]:
+    task = get_task(item.task)
+    reference = await _reference(source, item, task.checker, cfg, stats, seed)
     if reference is None:
         stats.skipped += 1
         return []
@@ -111,32 +143,18 @@ async def _one(engine, source, item: Traced, checker: Checker, cfg: CollectConfi
         rollouts = item.rollouts
     else:
         sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
-        run = await refine(engine, item.question, checker, RefineConfig(max_turns=cfg.turns, sampling=sampling),
-                           oracle=reference_oracle(checker, reference))
+        run = await refine(engine, item.question, task.checker, RefineConfig(max_turns=cfg.turns, sampling=sampling),
+                           oracle=reference_oracle(task.checker, reference))
         rollouts = [[t.text for t in run.turns]]
-    q = {"role": "user", "content": item.question}
-    again = {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, item.question)}
-    hi = weight(1, cfg.tau)
+    question = Question(item.question, reference)
     examples: list[Example] = []
     for turns in rollouts:
-        for k, attempt in enumerate(turns, 1):
-            r = reward(checker, attempt, reference)
+        rewards = [reward(task.checker, attempt, reference) for attempt in turns]
+        for k, r in enumerate(rewards, 1):
             stats.turns += 1
             stats.by_turn_correct[f"t{k}"] = stats.by_turn_correct.get(f"t{k}", 0) + int(r == 1)
             stats.turn1_correct += int(k == 1 and r == 1)
-            said = {"role": "assistant", "content": attempt}
-            if r == 1:  # right: learn it, and to keep it when told it is wrong
-                examples += [([q, said], [0.0, hi]), ([q, said, again, said], [0.0, hi, 0.0, hi])]
-                stats.kept_correct += 1
-                continue
-            stats.wrong_turns += 1
-            target = await _improve(source, item.question, attempt, reference, checker, cfg, stats, seed + 7 * k)
-            if target is None:
-                stats.no_target += 1
-                continue
-            stats.improved += 1
-            examples.append(([q, said, again, {"role": "assistant", "content": target}],
-                             [0.0, weight(min(r, 0), cfg.tau), 0.0, hi]))
+        examples += await improve_turns(source, task, question, turns, cfg, stats, seed, rewards)
     return examples
 
 
@@ -156,18 +174,3 @@ async def _reference(source, item: Traced, checker: Checker, cfg: CollectConfig,
         return None
     stats.pseudo_labelled += 1
     return winner
-
-
-async def _improve(source, question: str, attempt: str, reference: str, checker: Checker, cfg: CollectConfig,
-                   stats: TraceStats, seed: int) -> str | None:
-    """A right next turn after `attempt`: best-of-N in context, then on the bare question."""
-    params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, n=cfg.best_of, seed=seed)
-    context = [{"role": "user", "content": question}, {"role": "assistant", "content": attempt},
-               {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, question)}]
-    for prompt in (context, context[:1]):
-        [samples] = await source.generate([prompt], params)
-        for s in samples:
-            if reward(checker, s.text, reference) == 1:
-                stats.fallback_bare += int(prompt is not context)
-                return s.text
-    return None

@@ -1,8 +1,11 @@
 """RISE: collect multi-turn data with the current model, fine-tune with exp(r/τ)-weighted loss on
-assistant turns, evaluate, iterate. The same `refine` loop runs inside collection and evaluation.
+assistant turns, evaluate, iterate. The same `refine` loop runs inside collection and evaluation,
+scored by the task's checker (the one the server uses).
 
     rise train rise --model models/base-synth --out models/rise-synth --source self --iterations 2
     rise train rise --model /tmp/m --out /tmp/r --problems 8 --iterations 1 --eval-limit 4 --best-of 2   # micro
+    rise train rise --model M --out O --dataset jsonl:train.jsonl --task gsm8k --eval dev.jsonl \\
+        --source teacher --teacher-base-url http://127.0.0.1:8001/v1 --teacher-model big       # user data
     rise train rise --model models/rise-synth --out /tmp/t --from-traces data.jsonl --iterations 1  # served traffic
 """
 
@@ -13,6 +16,7 @@ import asyncio
 import json
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,18 +24,25 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from app.tasks import synthetic
 from app.training.args import parse_rise
-from app.training.base import base_conversation, save
-from app.training.collect import CollectConfig, collect, synthetic_recheck, weight
+from app.training.base import save
+from app.training.collect import CollectConfig, collect, weight
 from app.training.data import collate, encode_example
-from app.training.from_traces import collect_traces, load_traces
+from app.training.from_traces import collect_traces
 from app.training.sft import TrainConfig, train
+
+PRIVATE = ("train_set", "eval_set", "traced", "teacher_api_key")  # not written to training.json
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.engines.base import EngineError
+
     a = parse_rise(argv)
-    history = asyncio.run(run(a))
+    try:
+        history = asyncio.run(run(a))
+    except EngineError as e:  # a teacher endpoint that does not answer, a model that does not load
+        print(f"rise train rise: error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(history[-1], indent=2))
     return 0
 
@@ -39,84 +50,109 @@ def main(argv: list[str] | None = None) -> int:
 async def run(a: argparse.Namespace) -> list[dict]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from app.answers.checker import get_checker
-    from app.engines.hf import HFEngine
+    from app.engines.factory import open_engine
+    from app.tasks.registry import get_task
+    from app.training import synthetic_recipe
 
     torch.manual_seed(a.seed)
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    checker = get_checker("synthetic")
+    task = get_task(a.task) if a.task else None  # traces: each its own
+    recipe = a.recipe
     rng = random.Random(a.seed)
     current = a.model
-    teacher = HFEngine(a.teacher, device=a.device, max_batch_size=a.engine_batch) if a.teacher else None
+    teacher = await _open_teacher(a) if a.source == "teacher" else None
     history: list[dict] = []
     a.out.mkdir(parents=True, exist_ok=True)
-    traced = load_traces(a.from_traces) if getattr(a, "from_traces", None) else None
     # the frozen model --anchor keeps replayed turns close to: the same every iteration, loaded once
     reference = AutoModelForCausalLM.from_pretrained(a.anchor_model or a.model, dtype=torch.float32) if a.anchor else None
-    for it in range(1, a.iterations + 1):
-        t0 = time.monotonic()
-        problems = [synthetic.generate(rng, synthetic.LEVELS[a.level[0] if len(a.level) == 1 else rng.choice(a.level)],
-                                       "train") for _ in range(a.problems)]  # one level: the rng draws as before
-        engine = HFEngine(current, device=a.device, max_batch_size=a.engine_batch)
-        cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature, tau=a.tau,
-                            seed=a.seed * 100 + it, later=a.later, later_wrong=a.later_wrong)
-        with tqdm(total=len(traced or problems), desc=f"collect {it}", mininterval=15) as bar:
-            if traced:  # served traffic: its turns are the first iteration's rollouts
-                examples, stats = await collect_traces(engine, traced, checker, cfg, teacher, it == 1, bar.update)
-            else:
-                examples, stats = await collect(engine, problems, checker, cfg, teacher, bar.update)
-        await engine.aclose()
-        t_collect = time.monotonic() - t0
+    try:
+        for it in range(1, a.iterations + 1):
+            t0 = time.monotonic()
+            questions = _questions(a, rng)
+            engine = await open_engine(a.engine, str(current), device=a.device, max_batch_size=a.engine_batch)
+            cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature,
+                                max_tokens=a.max_tokens, tau=a.tau, seed=a.seed * 100 + it, criterion=a.criterion,
+                                later=recipe.later if recipe else 0.0, later_wrong=recipe.later_wrong if recipe else 0.4)
+            try:
+                with tqdm(total=len(questions), desc=f"collect {it}", mininterval=15) as bar:
+                    if a.traced is not None:  # served traffic: its turns are the first iteration's rollouts
+                        examples, stats = await collect_traces(engine, questions, cfg, teacher, it == 1, bar.update)
+                    else:
+                        examples, stats = await collect(engine, questions, task, cfg, teacher, bar.update)
+            finally:
+                await engine.aclose()
+            t_collect = time.monotonic() - t0
 
-        tokenizer = AutoTokenizer.from_pretrained(current)
-        model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
-        if a.source == "recheck" and a.solver_attempts:
-            levels = a.solver_levels or a.level  # a share of the count per level named
-            for name in levels:
-                examples += synthetic_recheck(rng, int(a.solver_attempts * a.problems / len(levels)),
-                                              synthetic.LEVELS[name], a.solver_right, a.tau)
-        # recheck: replay first turns only (after feedback the model now re-checks instead)
-        replay = _replay(rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck",
-                         levels=a.replay_levels)
-        encoded = [encode_example(tokenizer, m, w) for m, w in examples]
-        for ids, w in (encode_example(tokenizer, m, w) for m, w in replay):
-            # anchored: replayed turns keep the anchor model's distribution (KL) instead of imitating the solver
-            encoded.append((ids, [0.0] * len(w), [float(x > 0) for x in w]) if a.anchor else (ids, w))
-        steps = max(1, a.epochs * len(encoded) // a.batch_size)
-        tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
-        batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
-        summary = train(model, batches, tcfg, device, reference, a.anchor) if encoded else {"steps": 0}
-        step_dir = a.out / f"iter-{it}"
-        save(model, tokenizer, step_dir)
-        record = {"iteration": it, "source": a.source, "collect": asdict(stats), "train": summary,
-                  "collect_s": round(t_collect, 1), "seconds": round(time.monotonic() - t0, 1)}
-        if a.eval_limit:
-            record["eval"] = await _quick_eval(step_dir, a, checker)
-        history.append(record)
-        (a.out / "iterations.json").write_text(json.dumps(history, indent=2) + "\n")
-        current = step_dir
+            tokenizer = AutoTokenizer.from_pretrained(current)
+            model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
+            if a.source == "recheck":
+                examples += synthetic_recipe.solver_written(rng, a.problems, recipe, a.tau)
+            # recheck: replay first turns only (after feedback the model now re-checks instead)
+            replay = _replay(a, rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
+            encoded = [encode_example(tokenizer, m, w) for m, w in examples]
+            for ids, w in (encode_example(tokenizer, m, w) for m, w in replay):
+                # anchored: replayed turns keep the anchor model's distribution (KL) instead of imitating the text
+                encoded.append((ids, [0.0] * len(w), [float(x > 0) for x in w]) if a.anchor else (ids, w))
+            steps = max(1, a.epochs * len(encoded) // a.batch_size)
+            tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
+            batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
+            summary = train(model, batches, tcfg, device, reference, a.anchor) if encoded else {"steps": 0}
+            step_dir = a.out / f"iter-{it}"
+            save(model, tokenizer, step_dir)
+            record = {"iteration": it, "source": a.source, "collect": asdict(stats),
+                      "train": summary, "collect_s": round(t_collect, 1), "seconds": round(time.monotonic() - t0, 1)}
+            items = _eval_items(a)
+            if items:
+                record["eval"] = await _evaluate(step_dir, a, items)
+            history.append(record)
+            (a.out / "iterations.json").write_text(json.dumps(history, indent=2) + "\n")
+            current = step_dir
+    finally:
+        if teacher:
+            await teacher.aclose()
     for f in current.iterdir():  # the last iteration is the result
         shutil.copy2(f, a.out / f.name)
-    (a.out / "training.json").write_text(json.dumps({"recipe": "rise", "args": {k: str(v) for k, v in vars(a).items()},
-                                                      "iterations": history}, indent=2) + "\n")
-    if teacher:
-        await teacher.aclose()
+    args = {k: (v.model_dump() if hasattr(v, "model_dump") else str(v)) for k, v in vars(a).items() if k not in PRIVATE}
+    (a.out / "training.json").write_text(json.dumps({"recipe": "rise", "args": args, "iterations": history},
+                                                    indent=2) + "\n")
     return history
 
 
-def _replay(rng: random.Random, count: int, scale: float, single: bool = False,
-            levels: list[str] | None = None) -> list[tuple[list[dict], list[float]]]:
-    """Base-recipe conversations over `levels` (a name repeated weighs more; default every level once;
-    the solver's solutions), weights scaled to match a correct RISE turn; `single`: the question and
-    its solution only."""
-    levels = [synthetic.LEVELS[name] for name in levels] if levels else list(synthetic.LEVELS.values())
-    out = []
-    for _ in range(count):
-        p = synthetic.generate(rng, rng.choice(levels), "train")
-        msgs, w = base_conversation(rng, p) if not single else (
-            [{"role": "user", "content": p.question}, {"role": "assistant", "content": p.solution}], [0.0, 1.0])
-        out.append((msgs, [x * scale for x in w]))
-    return out
+async def _open_teacher(a: argparse.Namespace):
+    """The teacher through the serving engines: a model directory (hf, vllm) or a remote
+    OpenAI-compatible endpoint (the remote engine's timeouts, retries and Retry-After handling)."""
+    from app.engines.factory import open_engine
+
+    if a.teacher_engine == "openai":
+        return await open_engine("openai", "", base_url=a.teacher_base_url, api_key=a.teacher_api_key,
+                                 model_name=a.teacher_model, timeout_s=a.teacher_timeout)
+    return await open_engine(a.teacher_engine, str(a.teacher), device=a.device, max_batch_size=a.engine_batch)
+
+
+def _questions(a: argparse.Namespace, rng: random.Random) -> list:
+    """This iteration's rollout questions: the traces, a sample of the dataset, or fresh synthetic problems."""
+    from app.training import synthetic_recipe
+
+    if a.traced is not None:
+        return a.traced
+    if a.train_set is None:
+        return synthetic_recipe.draw(rng, a.problems, a.recipe)
+    return rng.sample(a.train_set, min(a.problems, len(a.train_set)))
+
+
+def _replay(a: argparse.Namespace, rng: random.Random, count: int, scale: float,
+            single: bool) -> list[tuple[list[dict], list[float]]]:
+    """Replayed conversations from the same dataset, weighted like a right RISE turn: the synthetic
+    task's base recipe, or a file's questions with their worked solutions."""
+    from app.training import synthetic_recipe
+
+    if count <= 0:
+        return []
+    if a.train_set is None and a.traced is None:
+        return synthetic_recipe.replay(rng, count, scale, single, a.recipe)
+    solved = [q for q in a.train_set or [] if q.solution]
+    return [([{"role": "user", "content": q.question}, {"role": "assistant", "content": q.solution}], [0.0, scale])
+            for q in (rng.choice(solved) for _ in range(count if solved else 0))]
 
 
 def _epochs(encoded, batch_size: int, epochs: int, pad_id: int, rng: random.Random):
@@ -127,17 +163,33 @@ def _epochs(encoded, batch_size: int, epochs: int, pad_id: int, rng: random.Rand
             yield collate([encoded[j] for j in order[i:i + batch_size]], pad_id)
 
 
-async def _quick_eval(model_dir: Path, a: argparse.Namespace, checker) -> dict:
-    """p1/m1 on a slice of the validation split (never the test split: settings are chosen here; the
-    model card uses `rise eval` on 1,000 test problems)."""
-    from app.engines.hf import HFEngine
-    from app.evaluation.runner import EvalConfig, Item, evaluate
+def _eval_items(a: argparse.Namespace) -> list:
+    """What is evaluated after each iteration: the --eval file (its first --eval-limit), the held-out
+    slice of a file, or synthetic validation problems; empty to skip."""
+    from app.evaluation.runner import Item
+    from app.training import synthetic_recipe
 
-    items = [Item(p.question, p.answer) for p in synthetic.problems(4321, a.eval_limit, synthetic.LEVELS[a.level[0]], "validation")]
-    engine = HFEngine(model_dir, device=a.device, max_batch_size=a.engine_batch)
+    if a.eval_set is not None:
+        rows = a.eval_set[:a.eval_limit or None]
+    elif a.eval_limit and a.recipe is not None:
+        rows = synthetic_recipe.eval_problems(a.eval_limit, a.recipe)
+    else:
+        return []
+    return [Item(q.question, q.answer) for q in rows]
+
+
+async def _evaluate(model_dir: Path, a: argparse.Namespace, items: list) -> dict:
+    """`rise eval`'s metrics (one seed) on the held-out questions, scored by the task's checker
+    (never the test split of synthetic: settings are chosen here; model cards use `rise eval`)."""
+    from app.engines.factory import open_engine
+    from app.evaluation.runner import EvalConfig, evaluate
+    from app.tasks.registry import get_task
+
+    checker = get_task(a.eval_task).checker
+    engine = await open_engine(a.engine, str(model_dir), device=a.device, max_batch_size=a.engine_batch)
     try:
-        result = await evaluate(engine, items, checker, EvalConfig(turns=a.turns, seeds=(0,), temperature=a.temperature),
-                                progress=False)
+        result = await evaluate(engine, items, checker, EvalConfig(turns=a.turns, seeds=(0,), temperature=a.temperature,
+                                                                   max_tokens=a.max_tokens), progress=False)
     finally:
         await engine.aclose()
-    return {k: v["mean"] for k, v in result["summary"].items()}
+    return {k: v["mean"] for k, v in result["summary"].items()} | {"n": len(items)}

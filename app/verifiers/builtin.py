@@ -88,7 +88,7 @@ class Regex(BaseModel):
         subject = text if self.on == "text" else answer
         if subject is None:
             return Verdict(False)
-        return Verdict(await asyncio.to_thread(patterns.search, self._compiled, subject, self.full_match))
+        return Verdict(await patterns.in_check_thread(patterns.search, self._compiled, subject, self.full_match))
 
 
 class JsonSchema(BaseModel):
@@ -123,7 +123,7 @@ class JsonSchema(BaseModel):
             instance = json.loads(subject)
         except (ValueError, RecursionError):
             return Verdict(False)
-        work = asyncio.to_thread(self._is_valid, instance)
+        work = patterns.in_check_thread(self._is_valid, instance)
         try:
             return Verdict(await asyncio.wait_for(work, SCHEMA_TIMEOUT_S))
         except asyncio.TimeoutError:

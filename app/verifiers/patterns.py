@@ -6,19 +6,22 @@ searched with a time cap, past which the check is unchecked instead of a stuck e
 
 A compile cannot be interrupted and holds the GIL, so each is kept short (MAX_REPEAT_COST: about
 15 ms at most on one core), and one request's patterns share a `Budget`: a total cost, a count and
-a time cap checked before each compile. The server runs the whole check in a worker thread
-(app/verifiers/registry.py), so that no request's patterns stall the event loop.
+a time cap checked before each compile. The server runs the whole check, and each search, in
+CHECK_THREAD (`in_check_thread`), so that no request's patterns stall the event loop.
 
     .venv/bin/python -m pytest -q tests/refine/test_oracles_builtin.py -k pattern
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import math
 import re
 import threading
 import time
-from functools import lru_cache
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 
 import regex
 
@@ -33,6 +36,19 @@ MAX_REQUEST_COST = 100_000  # all the patterns of one request together
 MAX_REQUEST_PATTERNS = 256
 CHECK_TIMEOUT_S = 1.0  # compiling one request's patterns
 SEARCH_TIMEOUT_S = 0.25
+
+# The one thread for every request's verifier work (arrival checks, pattern searches, schema
+# validation): that work holds the GIL in 5 ms slices, and the event loop waits its turn behind
+# each thread doing it (six at once held /health for 300-600 ms; one, 20 ms). Work that waits too
+# long for it is refused (503) or unchecked; the default executor (tokenizing) stays free.
+CHECK_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rise-verifier-check")
+
+
+async def in_check_thread(fn, *args):
+    """`fn(*args)` in CHECK_THREAD (cancelled while it waits: it never runs)."""
+    call = partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(CHECK_THREAD, call)
+
 
 _COUNTED = re.compile(r"\{(\d*)(?:,(\d*))?\}")
 _POSIX = re.compile(r"\[:\^?\w+:\]")  # [:alpha:] in a class

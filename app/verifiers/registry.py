@@ -4,8 +4,9 @@ VerifierError naming the bad field; every call of it is counted in
 `rise_verifier_calls_total{name,outcome}` (correct, incorrect, timeout, error, invalid) and timed in
 `rise_verifier_duration_seconds{name}`. The name is the only label: parameters, answers and
 feedback never reach a label or a log line. The server checks a request's verifier with
-`checked_oracle`: in a worker thread, within ARRIVAL_TIMEOUT_S and one `patterns.Budget` (the check
-stops itself at the budget's time), so that no request's parameters stall the event loop.
+`checked_oracle`: in the verifiers' one worker thread (patterns.CHECK_THREAD), within
+ARRIVAL_TIMEOUT_S and one `patterns.Budget` (the check stops itself at the budget's time), so that
+no request's parameters stall the event loop.
 
     .venv/bin/python -m pytest -q tests/refine/test_oracles_builtin.py tests/api/test_verifiers.py
 """
@@ -62,7 +63,7 @@ class Verifiers:
         if name in self.endpoints:
             _ = self.client  # made here, in the serving event loop, not in the worker thread
         budget = patterns.Budget(start=False)
-        work = asyncio.get_running_loop().run_in_executor(None, self.oracle, name, params, deadline, budget)
+        work = patterns.in_check_thread(self.oracle, name, params, deadline, budget)
         try:
             return await asyncio.wait_for(work, ARRIVAL_TIMEOUT_S)
         except asyncio.TimeoutError:

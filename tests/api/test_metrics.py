@@ -1,5 +1,10 @@
 """`/metrics` moves by exactly what the requests did (real server, prometheus-client's parser)."""
 
+import ast
+import re
+import typing
+from pathlib import Path
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -69,18 +74,56 @@ def test_no_unbounded_labels(server):
     assert "unique-question-label-probe" not in text and "12345" not in text
 
 
-def test_readme_metrics_table_lists_every_exported_metric(server):
-    """Every `rise_` family on /metrics has a row in README's metrics table, and every row is exported."""
-    import re
-    from pathlib import Path
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| `rise_")]
-    listed = {re.sub(r"_total$", "", m) for row in rows for m in re.findall(r"`(rise_[a-z0-9_]+)", row.split(" | ")[0])}
+
+def metrics_table() -> list[list[str]]:
+    """The rows of the metrics table in docs/operations.md, each split into its cells."""
+    rows = [line for line in OPERATIONS.read_text().splitlines() if line.startswith("| `rise_")]
+    assert rows, f"no metrics table in {OPERATIONS}"
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+
+
+def test_metrics_table_lists_every_exported_metric(server):
+    """Every `rise_` family on /metrics has a row in docs/operations.md's metrics table, and every row is exported."""
+    listed = {re.sub(r"_total$", "", m) for row in metrics_table() for m in re.findall(r"`(rise_[a-z0-9_]+)", row[0])}
     exported = {f.name for f in text_string_to_metric_families(httpx.get(f"{server}/metrics", timeout=30).text)
                 if f.name.startswith("rise_") and not f.name.endswith("_created")}
-    assert exported - listed == set(), "exported but not in README's table"
-    assert listed - exported == set(), "in README's table but not exported"
+    assert exported - listed == set(), "exported but not in docs/operations.md's table"
+    assert listed - exported == set(), "in docs/operations.md's table but not exported"
+
+
+def emitted_stop_reasons() -> set[str]:
+    """Every stop reason the code can emit: the declared `StopReason` values, and (so that a new
+    one cannot hide from the declaration) each string the code assigns to `stop_reason`, returns
+    from `policy.stop_reason` or passes to `RefineResult.unfinished`."""
+    from app.refine.types import StopReason
+
+    app_dir = Path(__file__).resolve().parents[2] / "app"
+    found: set[str] = set()
+    for path in app_dir.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "stop_reason" for t in node.targets):
+                found |= _strings(node.value)
+            elif isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name == "stop_reason":
+                found |= {s for r in ast.walk(node) if isinstance(r, ast.Return) and r.value for s in _strings(r.value)}
+            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "unfinished" and node.args):
+                found |= _strings(node.args[0])
+    declared = set(typing.get_args(StopReason))
+    assert found - declared == set(), "emitted but not declared in app/refine/types.py's StopReason"
+    assert {"correct", "max_turns", "agreed", "budget"} <= found, found  # the scan itself sees the loop
+    return declared | found
+
+
+def _strings(node: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def test_metrics_table_lists_every_stop_reason():
+    """`rise_stop_reasons_total`'s row names every `reason` label the code can emit."""
+    [row] = [row for row in metrics_table() if row[0].startswith("`rise_stop_reasons_total")]
+    listed = set(re.findall(r"`([a-z_]+)`", row[2]))
+    assert emitted_stop_reasons() - listed == set(), "stop reasons missing from docs/operations.md's table"
 
 
 def test_series_exist_at_zero_before_their_first_event(server, model_name):

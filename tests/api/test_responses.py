@@ -10,6 +10,8 @@ reasoning item, usage and status, unsupported fields as a 400 naming them, and s
 
 import asyncio
 import itertools
+import json
+import time
 
 import httpx
 import openai
@@ -210,6 +212,31 @@ def test_a_client_that_leaves_cancels_the_refinement(traced):
             if "response.reasoning_text.delta" in line:
                 break  # the first turn is running: leave
     assert wait_for(lambda: _cancelled(traced) >= before + 1, timeout=30)
+
+
+@pytest.mark.parametrize("path,body,delete", [
+    ("/v1/responses", {"model": "rise-synth", "input": Q}, "/v1/responses/{}"),
+    ("/v1/chat/completions", {"model": "rise-synth", "messages": [{"role": "user", "content": Q}]},
+     "/v1/refinements/{}"),
+], ids=["responses", "chat"])
+def test_a_delete_while_the_stream_runs_wins_over_its_write(traced, path, body, delete):
+    """Hostile review: a stream tells its id at once (`response.created`, chat's first chunk); a
+    DELETE then got a definitive 404, and the response was stored when the stream ended."""
+    auth = {"Authorization": f"Bearer {KEYS[0]}"}
+    body = {**body, "stream": True, "store": True, "rise": {"max_turns": 3}}
+    with httpx.stream("POST", f"{traced}{path}", json=body, timeout=60, headers=auth) as r:
+        lines = r.iter_lines()
+        first = next(ln for ln in lines if ln.startswith("data: "))
+        rid = json.loads(first[6:]).get("response", {}).get("id") or json.loads(first[6:])["id"]
+        gone = httpx.delete(f"{traced}{delete.format(rid)}", headers=auth, timeout=60)
+        rest = list(lines)
+    assert gone.status_code in (200, 503), gone.text  # deleted, or marked for deletion (Retry-After)
+    assert any("[DONE]" in ln or "response.completed" in ln for ln in rest)
+    assert wait_for(lambda: httpx.get(f"{traced}/v1/refinements/{rid}", headers=auth).status_code == 404, timeout=10)
+    time.sleep(0.5)
+    assert httpx.get(f"{traced}/v1/refinements/{rid}", headers=auth).status_code == 404, "stored after its DELETE"
+    again = httpx.delete(f"{traced}{delete.format(rid)}", headers=auth)
+    assert again.status_code in (200, 404), again.text
 
 
 # ---- traces off (the session's plain server) -------------------------------------------------------

@@ -11,7 +11,6 @@ import asyncio
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -117,6 +116,58 @@ def test_a_schema_slow_to_check_against_its_metaschema_never_stalls_the_server(u
     assert worst <= HEALTH_BOUND_S, f"/health took {worst * 1000:.0f} ms while the schema was checked"
 
 
+def test_concurrent_slow_checks_never_stall_the_server(url):
+    """Hostile review: one check in a worker thread left /health at 20 ms, but six at once (the
+    default executor's threads, shared with tokenizing) took turns with the event loop for the GIL:
+    /health waited 400-600 ms. The checks now share one thread of their own; those that wait too
+    long for it are a 503 with Retry-After."""
+    body = {"question": Q, "max_turns": 1, "verifier": {"name": "json_schema", "schema": {"allOf": [{}] * 3000}}}
+    answers: list = []
+    workers = [threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/v1/refine", json=body, timeout=180)))
+               for _ in range(6)]
+    worst = 0.0
+    with httpx.Client(timeout=180) as client:
+        client.get(f"{url}/health")
+        for w in workers:
+            w.start()
+        while any(w.is_alive() for w in workers):
+            start = time.monotonic()
+            assert client.get(f"{url}/health").status_code == 200
+            worst = max(worst, time.monotonic() - start)
+            time.sleep(0.01)
+    assert worst <= HEALTH_BOUND_S, f"/health took {worst * 1000:.0f} ms while six schemas were checked"
+    for r in answers:
+        assert r.status_code == 200 or "took longer than" in r.text or r.headers.get("retry-after"), r.text
+
+
+@pytest.mark.parametrize("path,field,body", [
+    ("/v1/chat/completions", "messages", {"messages": [{"role": "user", "content": "a"}] * 28_000}),
+    ("/v1/responses", "input", {"input": [{"role": "user", "content": [{"type": "input_text", "text": "a"}]}] * 14_000}),
+], ids=["chat", "responses"])
+def test_a_conversation_of_many_messages_never_stalls_the_server(url, path, field, body):
+    """Hostile review: a 1 MB body of tiny messages took 100-130 ms of validation on the event loop
+    before anything refused it; four at once held /health for 0.9-1.1 s. Conversations now hold at
+    most MAX_MESSAGES messages, counted before any is validated."""
+    model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+    answers: list = []
+    workers = [threading.Thread(target=lambda: answers.append(
+        httpx.post(f"{url}{path}", json={"model": model, **body}, timeout=180))) for _ in range(4)]
+    worst = 0.0
+    with httpx.Client(timeout=180) as client:
+        client.get(f"{url}/health")
+        for w in workers:
+            w.start()
+        while any(w.is_alive() for w in workers):
+            start = time.monotonic()
+            assert client.get(f"{url}/health").status_code == 200
+            worst = max(worst, time.monotonic() - start)
+            time.sleep(0.01)
+    assert worst <= HEALTH_BOUND_S, f"/health took {worst * 1000:.0f} ms while the conversations were read"
+    for r in answers:
+        error = r.json()["error"]
+        assert r.status_code == 400 and error["param"] == field and "at most 1000 messages" in error["message"], error
+
+
 # each compiled slowly (30 ms to 84 s, holding the GIL) though it cost less than the former cap
 @pytest.mark.parametrize("pattern", ["(?:" + r"\X" * 200 + "){99999}", "(?:" + "[ab]" * 100 + "){9999}",
                                      "(?:()()()()()){2500}", "(?fi)(?:[\\x00-\\uffff]{99}){190}",
@@ -163,10 +214,7 @@ def test_a_check_that_waited_too_long_for_a_thread_is_a_503(monkeypatch):
     monkeypatch.setattr(registry, "ARRIVAL_TIMEOUT_S", 0.2)
 
     async def busy():
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(1))
-        blocker = asyncio.to_thread(time.sleep, 0.6)
-        task = asyncio.ensure_future(blocker)
+        task = asyncio.ensure_future(patterns.in_check_thread(time.sleep, 0.6))  # the checks' one thread
         await asyncio.sleep(0.05)
         try:
             await Verifiers().checked_oracle("regex", {"pattern": "31"})

@@ -145,3 +145,29 @@ def test_get_and_feedback_while_the_write_is_pending_are_retryable_and_the_label
     assert wait_until(lambda: label() == -1, 60)  # held and applied once the row existed: never sent again
     seen, r = retried("GET", f"{base}/v1/refinements/{rid}")
     assert r.status_code == 200 and r.json()["feedback"]["comment"] == "late label", (seen, r.text)
+
+
+def test_a_reserved_id_is_pending_until_its_trace_comes_or_it_is_released(gated):
+    """A stream tells its id before its trace exists (hostile review: a DELETE then was a 404 and
+    the trace was stored after it): `reserve` makes it pending; `release` ends that, a DELETE
+    meanwhile leaving it `gone`."""
+    w, store = gated
+    store.gate.set()
+    failed, deleted, kept = row(key_id="a"), row(key_id="a"), row(key_id="a")
+    for r in (failed, deleted, kept):
+        w.reserve(r["id"], "a")
+    assert w.pending(failed["id"], "a") and not w.pending(failed["id"], "b")
+    w.release(failed["id"])  # its refinement failed: no trace comes
+    assert not w.pending(failed["id"], "a") and not w.gone(failed["id"], "a")
+    assert w.forget(deleted["id"], "a")  # a DELETE while it streams
+    w.submit(deleted)
+    w.submit(kept)
+    for r in (deleted, kept):
+        w.release(r["id"])  # the stream ends after its trace was handed over: nothing changes
+    assert w.wait_written(deleted["id"], 10) and w.wait_written(kept["id"], 10)
+    assert stored_ids(store.url) == {kept["id"]} and w.gone(deleted["id"], "a")
+    late = row(key_id="a")
+    w.reserve(late["id"], "a")
+    assert w.forget(late["id"], "a")
+    w.release(late["id"])  # deleted, then its client left: never stored, and DELETE says so
+    assert w.gone(late["id"], "a") and not w.pending(late["id"])

@@ -110,6 +110,12 @@ def test_retention_drops_the_oldest_rows_and_the_too_old(store):
     assert store.count() == 4
 
 
+def test_retention_on_a_fresh_store_finds_nothing_to_do(store):
+    """Hostile review: a fresh server's idle retention (a minute after start, before any write)
+    failed on the missing table and logged "trace retention failed: no such table"."""
+    assert store.prune(max_rows=5, max_age_s=1000) == 0
+
+
 def test_retention_takes_from_the_heaviest_key_and_spares_labelled_rows(store):
     now = time.time()
     a = [row(key_id="key-a", created=now - 100 + i) for i in range(3)]  # key a's rows are the oldest

@@ -36,9 +36,10 @@ def test_served_traffic_becomes_a_model_that_loads(tmp_path, model_path):
     problems = synthetic.problems(77, 5, synthetic.LEVELS["expert"], "train")
     try:
         ids = []
-        for p in problems:
+        for i, p in enumerate(problems):  # the second under the gsm8k task (the request's own), the rest RISE_TASK's
             r = httpx.post(f"{base}/v1/refine", json={"question": p.question, "max_turns": 2, "temperature": 0.8,
-                                                      "seed": 3, "max_tokens": 80}, timeout=120)
+                                                      "seed": 3, "max_tokens": 80} | ({"task": "gsm8k"} if i == 1 else {}),
+                           timeout=120)
             assert r.status_code == 200
             ids.append(r.json()["id"])
         labels = [{"reference": problems[0].answer, "rating": -1}, {"reference": problems[1].answer},
@@ -54,6 +55,7 @@ def test_served_traffic_becomes_a_model_that_loads(tmp_path, model_path):
     lines = [json.loads(x) for x in labelled.splitlines()]
     assert [x["id"] for x in lines] == ids[:4]
     assert lines[0]["reference"] == problems[0].answer and lines[2]["reference"] is None
+    assert [x["task"] for x in lines] == ["synthetic", "gsm8k", "synthetic", "synthetic"]  # what each is scored with
     traced = load_traces(tmp_path / "data.jsonl")
     assert len(traced) == 4 and all(t.rollouts and len(t.rollouts[0]) == 2 for t in traced)
 
@@ -100,6 +102,14 @@ def test_labels_become_references(tmp_path):
     ('{"id": "a", "question": "q", "feedback": null}\n', [], "no labelled trace"),
     ("not json\n", [], "not a trace"),
     ('{"question": "q", "reference": "1"}\n', ["--source", "solver"], "self or teacher"),
+    ('{"id": "rr-old", "question": "q", "reference": "1"}\n', [],
+     "cannot score trace rr-old (line 1) records no task (exported before traces recorded their task): pass --task"),
+    ('{"id": "rr-a", "question": "q", "reference": "1", "task": "synthetic"}\n'
+     '{"id": "rr-b", "question": "q", "reference": "seventy", "task": "gsm8k"}\n', [],
+     "cannot score trace rr-b (line 2): its reference 'seventy' is not an answer of task gsm8k"),
+    ('{"id": "rr-c", "question": "q", "reference": "1", "task": "chess"}\n', [],
+     "rr-c (line 1) was served under task 'chess', which this version cannot score"),
+    ('{"id": "rr-d", "question": "q", "reference": "1"}\n', ["--dataset", "gsm8k"], "replaces --dataset"),
 ])
 def test_bad_trace_files_are_refused_before_training(tmp_path, model_path, capsys, content, extra, message):
     path = tmp_path / "t.jsonl"
@@ -107,3 +117,12 @@ def test_bad_trace_files_are_refused_before_training(tmp_path, model_path, capsy
     with pytest.raises(SystemExit) as e:
         parse_rise(["--model", str(model_path), "--out", str(tmp_path / "o"), "--from-traces", str(path), *extra])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_traces_without_a_task_are_scored_under_the_one_named(tmp_path, model_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": "rr-old", "question": "q", "reference": "#### 1,000"}\n'
+                    '{"id": "rr-new", "question": "q", "reference": "3", "task": "synthetic"}\n')
+    a = parse_rise(["--model", str(model_path), "--out", str(tmp_path / "o"), "--from-traces", str(path),
+                    "--task", "gsm8k"])
+    assert [(t.task, t.reference) for t in a.traced] == [("gsm8k", "1000"), ("synthetic", "3")]  # its own wins

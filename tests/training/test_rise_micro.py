@@ -19,7 +19,7 @@ def test_micro_rise_produces_a_loadable_model_and_metrics(tmp_path, model_path, 
     out = tmp_path / f"rise-{source}"
     assert main(["--model", str(model_path), "--out", str(out), "--source", source, "--problems", "6",
                  "--iterations", "1", "--turns", "2", "--best-of", "2", "--eval-limit", "3", "--epochs", "1"]
-                + (["--level", "easy", "expert"] if source == "recheck" else [])) == 0  # a rollout mix of levels
+                + (["--recipe", '{"level": ["easy", "expert"]}'] if source == "recheck" else [])) == 0  # a level mix
     history = json.loads((out / "iterations.json").read_text())
     assert history[0]["collect"]["problems"] == 6 and history[0]["collect"]["examples"] > 0
     assert 0.0 <= history[0]["eval"]["p1@t2"] <= 1.0

@@ -7,18 +7,21 @@ With traces on, a ready answer carries `traces`: `{"status": "ok" | "degraded", 
 "dropped"}`; a degraded store keeps the 200. After
 such failures each probe tries a one-token generation; once one succeeds the count is reset, so a
 pod that left a load balancer's rotation comes back without traffic. Each answer sets the gauge
-`rise_ready` (1 or 0), which the RiseServeNotReady alert watches.
+`rise_ready` (1 or 0), which the RiseServeNotReady alert watches. A shipped model's card in
+`/v1/models` says that it knows only its synthetic arithmetic (`description`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app import metrics
 from app.api.deps import EngineDep
+from app.config import SHIPPED, Settings
 from app.engines.base import SamplingParams
 
 router = APIRouter(tags=["health"])
@@ -87,8 +90,24 @@ async def _generates(engine, timeout_s: float = 10.0) -> bool:
         return False
 
 
+SHIPPED_NOTE = ("The shipped demo model: it knows only the synthetic arithmetic word problems it was trained on "
+                "(e.g. 'Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have "
+                "now?'); any other question gets garbage. Serve a real model with: rise serve --model PATH.")
+
+
+def model_note(settings: Settings) -> str | None:
+    """What the served model's card says of it: a note for the shipped synthetic models (a local
+    engine on a directory named like one of them), None for any other model."""
+    if settings.engine == "openai" or Path(settings.model).name not in SHIPPED:
+        return None
+    return SHIPPED_NOTE
+
+
 @models_router.get("/v1/models", summary="The served model")
 async def models(engine: EngineDep, request: Request) -> dict:
     info = engine.info
-    return {"object": "list", "data": [{"id": info.model_name, "object": "model", "created": request.app.state.started,
-                                        "owned_by": "rise-serve", "max_model_len": info.max_context}]}
+    card = {"id": info.model_name, "object": "model", "created": request.app.state.started,
+            "owned_by": "rise-serve", "max_model_len": info.max_context}
+    if note := model_note(request.app.state.settings):
+        card["description"] = note
+    return {"object": "list", "data": [card]}

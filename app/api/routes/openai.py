@@ -31,7 +31,8 @@ from app.api.protocol_openai import ChatCompletionRequest
 from app.api.protocol_refine import RefineOptions
 from app.api.serving import check_fits
 from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, effort_options,
-                              event_stream, keep_trace, record, run_mapped, trace_wanted, until_disconnect)
+                              event_stream, keep_trace, record, reserved, run_mapped, trace_wanted,
+                              until_disconnect)
 from app.config import Settings
 from app.refine.loop import RefineTimeout, refine
 from app.refine.types import RefineResult
@@ -97,7 +98,8 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
             metrics.DEADLINES.labels(model).inc()
         record(model, finished, configs[0], question if settings.log_questions else None)
         if store:
-            keep_trace(request, cid, "/v1/chat/completions", question, configs[0], results, opts.reference, context)
+            keep_trace(request, cid, "/v1/chat/completions", question, configs[0], results, opts.reference, context,
+                       task=opts.task)
         return results
 
     if not body.stream:
@@ -107,7 +109,8 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     render = chunk_renderer(cid, created, model, include_usage, settings.reasoning_field, bool(body.logprobs),
                             configs[0].samples_per_turn)
-    return StreamingResponse(event_stream(run, render, "messages", model, "/v1/chat/completions", state),
+    events = event_stream(run, render, "messages", model, "/v1/chat/completions", state)
+    return StreamingResponse(reserved(request, cid, store, events),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

@@ -50,7 +50,7 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
                               deadline=deadline)
         record(model, [result], config, body.question if settings.log_questions else None)
         if store:
-            keep_trace(request, rid, "/v1/refine", body.question, config, [result], body.reference)
+            keep_trace(request, rid, "/v1/refine", body.question, config, [result], body.reference, task=body.task)
         return result
 
     if not body.stream:

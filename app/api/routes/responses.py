@@ -30,7 +30,7 @@ from app.api.responses_render import StreamRenderer, live_logprobs, now, output_
 from app.api.routes import refinements
 from app.api.routes.refinements import KeyIdDep, TracesDep, _shown
 from app.api.serving import (build_config, check_caps, check_fits, check_question, checker_and_oracle, effort_options,
-                              event_stream, keep_trace, record, run_mapped, trace_wanted, until_disconnect)
+                              event_stream, keep_trace, record, reserved, run_mapped, trace_wanted, until_disconnect)
 from app.refine.loop import refine
 from app.traces.schema import new_id, valid_id
 
@@ -84,7 +84,8 @@ async def create_response(body: ResponseRequest, settings: SettingsDep, engine: 
         shown["completed_at"] = now()
         record(model, [result], config, question if settings.log_questions else None)
         if store:
-            keep_trace(request, rid, ROUTE, question, config, [result], opts.reference, context, dict(shown))
+            keep_trace(request, rid, ROUTE, question, config, [result], opts.reference, context, dict(shown),
+                       task=opts.task)
         return result
 
     if not body.stream:
@@ -95,7 +96,7 @@ async def create_response(body: ResponseRequest, settings: SettingsDep, engine: 
         return response_object(rid, model, shown, result=whole, output=output)
     renderer = StreamRenderer(rid, model, shown, config.samples_per_turn, body.logprobs())
     events = event_stream(run, renderer, "input", model, ROUTE, state)
-    return StreamingResponse(_stream(renderer, events), media_type="text/event-stream",
+    return StreamingResponse(reserved(request, rid, store, _stream(renderer, events)), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

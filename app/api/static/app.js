@@ -47,6 +47,10 @@ async function refreshServerInfo() {
   try {
     const models = await getJSON("/v1/models");
     $("model").textContent = models.data.length ? `model: ${models.data[0].id}` : "";
+    // the shipped model's card says it knows only its synthetic arithmetic: shown under the question box
+    const note = models.data.length ? models.data[0].description : undefined;
+    $("model-note").textContent = note || "";
+    $("model-note").hidden = !note;
   } catch (e) {
     if (e.status === 401) showKeyBox("enter this server's API key");
   }
