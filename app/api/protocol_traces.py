@@ -66,6 +66,8 @@ class TraceOut(BaseModel):
     engine: str
     route: str
     question: str
+    task: str | None = Field(None, description="the task it was scored under (the request's `task`, else RISE_TASK): "
+                                               "what `rise train rise --from-traces` scores it with")
     history: list[dict] = Field(description="earlier chat messages (the chat API's context)")
     config: dict
     final_answer: str | None = None

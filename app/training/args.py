@@ -210,6 +210,9 @@ def _check_traces(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         ap.error("--from-traces replaces --dataset (and its --recipe): give one of them")
     if a.eval_limit and a.eval is None:
         ap.error("--from-traces: --eval-limit evaluates on an --eval FILE (traces have no held-out slice)")
+    if a.replay:
+        ap.error("--from-traces: --replay trains on a dataset's worked solutions, and traces have none (their right "
+                 "turns are trained already): leave --replay out")
     try:
         labelled = load_traces(a.from_traces)
     except (TracesError, OSError, UnicodeDecodeError) as e:

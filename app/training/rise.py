@@ -34,13 +34,17 @@ from app.training.sft import TrainConfig, train
 PRIVATE = ("train_set", "eval_set", "traced", "teacher_api_key")  # not written to training.json
 
 
+class TeacherError(RuntimeError):
+    """The teacher could not be opened (its endpoint refused, or does not serve the model named)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     from app.engines.base import EngineError
 
     a = parse_rise(argv)
     try:
         history = asyncio.run(run(a))
-    except EngineError as e:  # a teacher endpoint that does not answer, a model that does not load
+    except (EngineError, TeacherError) as e:  # a teacher endpoint that does not answer, a model that does not load
         print(f"rise train rise: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(history[-1], indent=2))
@@ -121,12 +125,16 @@ async def run(a: argparse.Namespace) -> list[dict]:
 async def _open_teacher(a: argparse.Namespace):
     """The teacher through the serving engines: a model directory (hf, vllm) or a remote
     OpenAI-compatible endpoint (the remote engine's timeouts, retries and Retry-After handling)."""
+    from app.engines.base import EngineError
     from app.engines.factory import open_engine
 
-    if a.teacher_engine == "openai":
-        return await open_engine("openai", "", base_url=a.teacher_base_url, api_key=a.teacher_api_key,
-                                 model_name=a.teacher_model, timeout_s=a.teacher_timeout)
-    return await open_engine(a.teacher_engine, str(a.teacher), device=a.device, max_batch_size=a.engine_batch)
+    try:
+        if a.teacher_engine == "openai":
+            return await open_engine("openai", "", base_url=a.teacher_base_url, api_key=a.teacher_api_key,
+                                     model_name=a.teacher_model, timeout_s=a.teacher_timeout)
+        return await open_engine(a.teacher_engine, str(a.teacher), device=a.device, max_batch_size=a.engine_batch)
+    except EngineError as e:
+        raise TeacherError(f"the teacher: {e}") from None
 
 
 def _questions(a: argparse.Namespace, rng: random.Random) -> list:

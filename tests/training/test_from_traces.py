@@ -110,6 +110,7 @@ def test_labels_become_references(tmp_path):
     ('{"id": "rr-c", "question": "q", "reference": "1", "task": "chess"}\n', [],
      "rr-c (line 1) was served under task 'chess', which this version cannot score"),
     ('{"id": "rr-d", "question": "q", "reference": "1"}\n', ["--dataset", "gsm8k"], "replaces --dataset"),
+    ('{"id": "rr-e", "question": "q", "reference": "1", "task": "synthetic"}\n', ["--replay", "1"], "traces have none"),
 ])
 def test_bad_trace_files_are_refused_before_training(tmp_path, model_path, capsys, content, extra, message):
     path = tmp_path / "t.jsonl"

