@@ -142,7 +142,7 @@ class ResponseRequest(BaseModel):
     user: str | None = Field(None, max_length=256, description="written to the request's log line")
     store: bool | None = Field(None, description="true: keep this response (GET /v1/responses/{id}; a 400 when "
                                                  "traces are off); false or left out (as chat's): keep nothing")
-    previous_response_id: str | None = Field(None, max_length=64, description="continue a stored response's "
+    previous_response_id: str | None = Field(None, min_length=1, max_length=64, description="continue a stored response's "
                                                                               "conversation")
     stream: bool | None = False
     stream_options: StreamOptions | None = None

@@ -343,7 +343,7 @@ RESPONSES_NAMED = [  # (change to a good request, what the 4xx names)
     ({"rise": {"max_turns": "3"}}, "rise.max_turns"), ({"rise": {"max_turns": 11}}, "rise.max_turns"),
     ({"rise": {"reference": "31", "early_stop": "agree"}}, "rise.early_stop"), ({"temperature": 3}, "temperature"),
     ({"store": True}, "store"), ({"store": "yes"}, "store"),
-    ({"previous_response_id": "resp_" + HEX}, "previous_response_id"),
+    ({"previous_response_id": "resp_" + HEX}, "previous_response_id"), ({"previous_response_id": ""}, "previous_response_id"),
     ({"stream_options": {"include_obfuscation": False}}, "stream_options"), ({"model": "other"}, "model"),
     ({"seed": 1}, "seed"), ({"metadata": {str(i): "v" for i in range(17)}}, "metadata"), ({"user": "u\nv"}, "user"),
     ({"input": "Sam has 3 apples. " * 1000, "stream": True}, "input"),
