@@ -101,6 +101,17 @@ def effort_options(settings: Settings, effort: str | None, opts):
     return out
 
 
+def check_openai_request(body, model: str) -> None:
+    """What chat and Responses check first: the served model's name (404 otherwise) and fields
+    rise-serve does not offer (`body.unsupported()`: a 400 naming the field)."""
+    if body.model != model:
+        raise ApiError(404, f"The model '{body.model}' does not exist; this server serves '{model}'", "model",
+                       "model_not_found")
+    if refused := body.unsupported():
+        field, message = refused
+        raise ApiError(400, message, field, "unsupported_parameter")
+
+
 def check_question(settings: Settings, question: str, param: str) -> None:
     if not question.strip():
         raise ApiError(400, f"{param} must not be empty", param)

@@ -29,10 +29,9 @@ from app.api.errors import ApiError
 from app.api.openai_render import chunk_renderer, completion
 from app.api.protocol_openai import ChatCompletionRequest
 from app.api.protocol_refine import RefineOptions
-from app.api.serving import check_fits
-from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, effort_options,
-                              event_stream, keep_trace, record, reserved, run_mapped, trace_wanted,
-                              until_disconnect)
+from app.api.serving import (build_config, check_caps, check_fits, check_openai_request, check_question,
+                              checker_and_oracle, effort_options, event_stream, keep_trace, record, reserved,
+                              run_mapped, trace_wanted, until_disconnect)
 from app.config import Settings
 from app.refine.loop import RefineTimeout, refine
 from app.refine.types import RefineResult
@@ -48,12 +47,7 @@ router = APIRouter(tags=["openai"])
                         404: {"description": "unknown model"}})
 async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, engine: EngineDep, request: Request):
     model = engine.info.model_name
-    if body.model != model:
-        raise ApiError(404, f"The model '{body.model}' does not exist; this server serves '{model}'", "model",
-                       "model_not_found")
-    if refused := body.unsupported():
-        field, message = refused
-        raise ApiError(400, message, field, "unsupported_parameter")
+    check_openai_request(body, model)
     store = trace_wanted(request, body.store, default=False)  # OpenAI's default: not stored
     *history, last = body.messages
     if last.role != "user":

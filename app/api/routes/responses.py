@@ -29,8 +29,9 @@ from app.api.protocol_responses import ResponseRequest
 from app.api.responses_render import StreamRenderer, live_logprobs, now, output_of, render_stored, response_object
 from app.api.routes import refinements
 from app.api.routes.refinements import KeyIdDep, TracesDep, _shown
-from app.api.serving import (build_config, check_caps, check_fits, check_question, checker_and_oracle, effort_options,
-                              event_stream, keep_trace, record, reserved, run_mapped, trace_wanted, until_disconnect)
+from app.api.serving import (build_config, check_caps, check_fits, check_openai_request, check_question,
+                              checker_and_oracle, effort_options, event_stream, keep_trace, record, reserved,
+                              run_mapped, trace_wanted, until_disconnect)
 from app.refine.loop import refine
 from app.traces.schema import new_id, valid_id
 
@@ -46,12 +47,7 @@ NOT_FOUND = "no stored response with id '{}'"
                         404: {"description": "unknown model"}})
 async def create_response(body: ResponseRequest, settings: SettingsDep, engine: EngineDep, request: Request):
     model = engine.info.model_name
-    if body.model != model:
-        raise ApiError(404, f"The model '{body.model}' does not exist; this server serves '{model}'", "model",
-                       "model_not_found")
-    if refused := body.unsupported():
-        field, message = refused
-        raise ApiError(400, message, field, "unsupported_parameter")
+    check_openai_request(body, model)
     store = trace_wanted(request, body.store, default=False)  # as chat: OpenAI's API stores, rise-serve does not
     *earlier, last = body.messages()
     if last.role != "user":
