@@ -43,8 +43,12 @@ system-deps:
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
 	    || echo "!!! could not install PostgreSQL: the trace store's PostgreSQL tests will be SKIPPED"; }
 
+# The suite on TEST_WORKERS pytest-xdist workers, one test file per worker at a time (a file's
+# servers and engines start once); more workers than cores, since many tests wait on servers. Tests
+# marked `alone` run with nothing beside them (tests/alone.py). The ten slowest tests are listed.
+TEST_WORKERS ?= 3
 test: $(STAMP) $(VLLM_STAMP) system-deps
-	$(BIN)/python -m pytest -q -rs tests
+	$(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --durations=10 tests
 
 # The long load test: 10 minutes at about twice what the server admits, traces on (SQLite) and early
 # stopping, budgets, confidence votes and reasoning_effort mixed in (runs/soak.json). The test carries

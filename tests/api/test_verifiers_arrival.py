@@ -23,6 +23,7 @@ from tests.api.test_verifiers import Q
 from tests.servers import start_server, stop_server
 
 HEALTH_BOUND_S = 0.100
+pytestmark = pytest.mark.alone  # the bound is for the server, not for two cores shared with other tests (tests/alone.py)
 
 
 def many_patterns(n: int = 470) -> dict:
