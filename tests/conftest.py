@@ -19,6 +19,30 @@ BASE_MODEL = ROOT / "models" / "base-synth"
 DATA_DIR = Path(os.environ.get("RISE_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 
+def _one_default_ssl_context() -> None:
+    """httpx builds a new SSL context (certifi's CA bundle parsed: 20 ms of CPU) for every top-level
+    `httpx.get`/`post`, thousands of them in this suite, all to http:// servers. The default context
+    is built once and shared, as httpx advises for many clients (`verify=ctx`); any other `verify`
+    or `cert` goes to httpx as before."""
+    from httpx._transports import default as transports
+
+    make, shared = getattr(transports, "create_ssl_context", None), []
+    if make is None:  # another httpx: leave it as it is
+        return
+
+    def create_ssl_context(verify=True, cert=None, trust_env=True):
+        if verify is not True or cert is not None or not trust_env:
+            return make(verify=verify, cert=cert, trust_env=trust_env)
+        if not shared:
+            shared.append(make())
+        return shared[0]
+
+    transports.create_ssl_context = create_ssl_context
+
+
+_one_default_ssl_context()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A test marked `alone` runs with no other xdist worker's test beside it (tests/alone.py)."""

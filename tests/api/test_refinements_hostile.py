@@ -109,15 +109,12 @@ def test_trace_reads_on_a_locked_store_do_not_hold_up_verifier_checks(tmp_path):
         stop_server(proc)
 
 
-def test_the_page_under_static_carries_the_csp_and_no_framing():
-    proc, url, _ = start_server()
-    try:
-        page = httpx.get(f"{url}/")
-        assert page.headers["x-frame-options"] == "DENY"
-        for path in ("/static/index.html", "/static/app.js", "/static/favicon.svg"):
-            r = httpx.get(f"{url}{path}")
-            assert r.status_code == 200, path
-            assert r.headers.get("content-security-policy") == page.headers["content-security-policy"], path
-            assert r.headers.get("x-frame-options") == "DENY" and r.headers.get("x-content-type-options") == "nosniff", path
-    finally:
-        stop_server(proc)
+def test_the_page_under_static_carries_the_csp_and_no_framing(server):
+    url = server  # the session's server: default settings, only its static pages are read
+    page = httpx.get(f"{url}/")
+    assert page.headers["x-frame-options"] == "DENY"
+    for path in ("/static/index.html", "/static/app.js", "/static/favicon.svg"):
+        r = httpx.get(f"{url}{path}")
+        assert r.status_code == 200, path
+        assert r.headers.get("content-security-policy") == page.headers["content-security-policy"], path
+        assert r.headers.get("x-frame-options") == "DENY" and r.headers.get("x-content-type-options") == "nosniff", path
