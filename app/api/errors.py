@@ -80,7 +80,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError):
-        message, param = describe_validation(json.loads(json.dumps(exc.errors(), default=str)))
+        # each error carries its `input`, which may be the whole body (a conversation of 1,000 messages):
+        # left out, it costs nothing to copy (20-40 ms on the event loop otherwise)
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        message, param = describe_validation(json.loads(json.dumps(errors, default=str)))
         return error_response(400, message, param)
 
     @app.exception_handler(StarletteHTTPException)

@@ -57,14 +57,17 @@ def while_health_polled(url: str, body: dict, min_polls: int = 10) -> tuple[http
         client.get(f"{url}/health")  # the connection is open before the request starts
         worker = threading.Thread(target=post)
         worker.start()
+        deadline = time.monotonic() + 120
         while worker.is_alive() or polls < min_polls:
+            assert time.monotonic() < deadline, f"only {polls} /health polls overlapped the request in 120 s"
             start, running = time.monotonic(), worker.is_alive()
             assert client.get(f"{url}/health").status_code == 200
             if running:  # the poll began while the request ran (a stall at its end delays both answers)
                 worst, polls = max(worst, time.monotonic() - start), polls + 1
-            if not worker.is_alive() and polls < min_polls:  # it answered too fast to be measured: again
-                worker = threading.Thread(target=post)
-                worker.start()
+            if not worker.is_alive() and polls < min_polls:  # it answered too fast to be measured: again,
+                worker = threading.Thread(target=post)  # polled at once (a refusal may take less than
+                worker.start()  # the pause below: polled after it, it was never measured, and the loop ran on)
+                continue
             time.sleep(0.01)
     return answer[-1][0], answer[-1][1], worst
 
