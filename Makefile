@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test soak bench install venv clean system-deps image
+.PHONY: run test soak cluster-test bench install venv clean system-deps image
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,8 +30,10 @@ venv install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/rise serve --host $(HOST) --port $(PORT)
 
-# System packages the tests use: a real Prometheus and Debian's Chromium for the playground's browser
-# tests (driven by Playwright; its own browser download is never used). Tests skip loudly where missing.
+# System packages the tests use: a real Prometheus, Debian's Chromium for the playground's browser
+# tests (driven by Playwright; its own browser download is never used), PostgreSQL, and docker-compose
+# (only `docker-compose config`, which validates deploy/compose.yaml offline; no daemon). Tests skip
+# loudly where missing.
 system-deps:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
@@ -42,13 +44,26 @@ system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
 	    || echo "!!! could not install PostgreSQL: the trace store's PostgreSQL tests will be SKIPPED"; }
+	@command -v haproxy >/dev/null || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null) \
+	    || echo "!!! could not install haproxy: make cluster-test will be SKIPPED"; }
+	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || command -v podman-compose >/dev/null || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null) \
+	    || echo "!!! could not install docker-compose: deploy/compose.yaml will NOT be validated (test SKIPPED)"; }
 
 # The suite on TEST_WORKERS pytest-xdist workers, one test file per worker at a time (a file's
 # servers and engines start once); more workers than cores, since many tests wait on servers. Tests
 # marked `alone` run with nothing beside them (tests/alone.py). The ten slowest tests are listed.
 TEST_WORKERS ?= 3
 test: $(STAMP) $(VLLM_STAMP) system-deps
-	$(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --durations=10 tests
+	$(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --durations=10 -m "not cluster" tests
+
+# The multi-process test bed (tests/cluster): haproxy in front of 2 replicas sharing one PostgreSQL,
+# 2 upstreams behind a second haproxy hashing the session header; a rolling restart under
+# CLUSTER_SECONDS of load, an upstream killed mid-turn, affinity, traces across replicas (runs/cluster.json).
+CLUSTER_SECONDS ?= 180
+cluster-test: $(STAMP) system-deps
+	RISE_CLUSTER_SECONDS=$(CLUSTER_SECONDS) $(BIN)/python -m pytest -q -rs -s -m cluster tests/cluster
 
 # The long load test: 10 minutes at about twice what the server admits, traces on (SQLite) and early
 # stopping, budgets, confidence votes and reasoning_effort mixed in (runs/soak.json). The test carries

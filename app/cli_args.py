@@ -9,12 +9,45 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import tempfile
 from pathlib import Path
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every subcommand's `--help`: each option ends with its default, options without help text
+    included (argparse's ArgumentDefaultsHelpFormatter skips those and prints "default: None"). A
+    default of None, False or an empty list means "not given" and is not shown, nor is a default
+    the help text already states (it says "default").
+
+        argparse.ArgumentParser(prog="rise eval", formatter_class=DefaultsHelpFormatter)
+    """
+
+    def _format_action(self, action):
+        if not action.help and shows_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not shows_default(action) or "%(default)" in text or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether `--help` shows this option's default (DefaultsHelpFormatter)."""
+    default = action.default
+    if isinstance(action, (argparse._HelpAction, argparse._VersionAction)) or default is argparse.SUPPRESS:
+        return False
+    if default is None or default is False or (isinstance(default, (list, tuple)) and not default):
+        return False
+    return bool(action.option_strings) or action.nargs in ("?", "*")
 
 
 def _number(kind, text: str):

@@ -99,10 +99,49 @@ class Settings(BaseSettings):
                               "graphs (captured at start-up; only on CUDA); false: the eager step")
     prefix_cache_mb: float = Field(256, ge=0, description="memory for the embedded engine's prefix KV cache "
                                    "(turn k reuses turn k-1's prompt and answer); 0 turns it off")
+    speculative: bool = Field(True, description="prompt-lookup speculation: the embedded engine drafts up to "
+                              "speculative_tokens tokens per sequence from its own context (a later turn repeats the "
+                              "previous attempt in its prompt) and checks them in one forward pass, output unchanged; "
+                              "a request's `speculative` overrides it; --engine vllm: vLLM's ngram speculative_config")
+    speculative_tokens: int = Field(8, ge=1, le=64, description="the most tokens a sequence drafts per step (k)")
+    speculative_ngram_min: int = Field(2, ge=1, le=32, description="the shortest n-gram looked up to draft")
+    speculative_ngram_max: int = Field(4, ge=1, le=32, description="the longest n-gram looked up (tried first)")
+
+    @model_validator(mode="after")
+    def _ngram_sizes(self):
+        if self.speculative_ngram_min > self.speculative_ngram_max:
+            raise ValueError(f"RISE_SPECULATIVE_NGRAM_MIN ({self.speculative_ngram_min}) must not exceed "
+                             f"RISE_SPECULATIVE_NGRAM_MAX ({self.speculative_ngram_max})")
+        return self
+
+    def speculation(self):
+        """The embedded engine's speculation settings (app/engines/speculative.py)."""
+        from app.engines.speculative import SpecConfig
+
+        return SpecConfig(self.speculative, self.speculative_tokens, self.speculative_ngram_min,
+                          self.speculative_ngram_max)
+
     base_url: str | None = Field(None, description="upstream for --engine openai (an OpenAI-compatible /v1 URL)")
     api_key_upstream: str | None = Field(None, description="bearer key for the upstream")
+    upstream_session_header: str = Field("X-Session-ID", pattern=r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$",
+                                         description="header carrying each turn's session key to the upstream (one "
+                                         "key per refinement and sample) for a router's affinity; empty: none sent")
+    turn_retries: int = Field(1, ge=0, le=5, description="times a turn is run again when the engine broke off "
+                              "mid-turn (reset, cut stream, 5xx) and none of the turn reached the client yet")
     engine_args: dict = Field(default_factory=dict, description="vLLM engine arguments, as JSON "
                               "(e.g. {\"tensor_parallel_size\": 2, \"max_model_len\": 4096})")
+
+    lora: Annotated[dict[str, str | None], NoDecode] = Field(
+        default_factory=dict, description="LoRA adapters served beside the model, each chosen by a request's "
+        "`model`: NAME=PATH items (comma-separated) or a JSON object name -> PEFT adapter directory; with "
+        "--engine openai bare names the upstream serves (app/engines/adapters.py)")
+
+    @field_validator("lora", mode="before")
+    @classmethod
+    def _lora(cls, v):
+        from app.engines.adapters import parse_lora
+
+        return parse_lora(v)
 
     @model_validator(mode="after")
     def _engine_needs(self):
@@ -110,6 +149,10 @@ class Settings(BaseSettings):
             from app.engines.openai_remote import check_base_url
 
             check_base_url(self.base_url)
+        if self.lora:
+            from app.engines.adapters import check_adapters
+
+            check_adapters(self.lora, self.engine, self.model_name or Path(self.model).name)
         return self
 
     # service
@@ -131,6 +174,10 @@ class Settings(BaseSettings):
     max_samples_cap: int = Field(8, ge=1, description="largest samples_per_turn (and n) a request may ask for")
     max_tokens_cap: int = Field(512, ge=1, description="largest max_tokens per turn")
     default_max_tokens: int = Field(160, ge=1)
+    sampled_temperature: float = Field(0.7, gt=0, le=2, description="the temperature of a request that leaves "
+                                       "it out yet draws several samples of one prompt (samples_per_turn or n "
+                                       "above 1); one draw per prompt is greedy (0) by default "
+                                       "(app/refine/temperature.py)")
     max_question_chars: int = Field(20_000, ge=1)
     confidence_form: Literal["mean", "tail", "min"] = Field("mean", description="a sample's confidence: exp of the "
                                                             "mean token log-prob of its whole attempt, of its last 8 "
@@ -150,6 +197,16 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, validate_default=False, description="accepted bearer keys for /v1/* "
                                 "(JSON list or comma-separated); empty: no authentication")
     api_keys_file: Path | None = Field(None, description="file with one accepted key per line (# starts a comment line)")
+    admin_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="bearer keys for the admin "
+                                                       "routes (POST /admin/reload), comma-separated; empty: off")
+
+    @field_validator("admin_keys", mode="before")
+    @classmethod
+    def _admin_keys(cls, v):
+        keys = [k.strip() for k in v.split(",") if k.strip()] if isinstance(v, str) else v
+        for k in keys or ():
+            check_key(k, "RISE_ADMIN_KEYS")
+        return keys
     max_in_flight: int = Field(64, ge=1, description="refinements served at once")
     max_queue: int = Field(256, ge=0, description="refinements waiting for a slot; past it: 429")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body")
@@ -160,6 +217,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(300.0, gt=0, description="deadline of one refinement (a request's "
                                      "`timeout` may only shorten it)")
     shutdown_grace_s: float = Field(30.0, ge=0, description="how long in-flight requests may finish after SIGTERM")
+    drain_ready_delay_s: float = Field(5.0, ge=0, le=300, description="after SIGTERM, how long /ready answers 503 "
+                                       "while new requests are still served, so that load balancers stop sending "
+                                       "before the drain refuses them")
     engine_failures_unready: int = Field(5, ge=1, description="consecutive engine failures that flip /ready")
     log_json: bool = Field(False, description="structured JSON log lines")
     log_questions: bool = Field(False, description="include questions in logs (never references)")

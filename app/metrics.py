@@ -46,6 +46,8 @@ COMPLETION_TOKENS = Counter("rise_completion_tokens", "Completion tokens over al
 BATCH_SIZE = Histogram("rise_engine_batch_size", "Sequences per engine batch", ["model_name"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 ENGINE_ERRORS = Counter("rise_engine_errors", "Requests failed by the engine", ["model_name"])
+TURN_RETRIES = Counter("rise_turn_retries", "Turns run again after the engine broke off mid-turn (a reset connection, "
+                       "a cut stream, 5xx), before any of the turn reached the client", ["model_name"])
 CANCELLED = Counter("rise_requests_cancelled", "Requests whose client went away before the answer", ["model_name", "route"])
 SHED = Counter("rise_requests_shed", "Requests refused by admission control (429 queue_full, 503 not_ready)",
                ["model_name", "reason"])
@@ -66,6 +68,8 @@ VERIFIER_CALLS = Counter("rise_verifier_calls", "Verifier calls by outcome: corr
 VERIFIER_LATENCY = Histogram("rise_verifier_duration_seconds", "Latency of one verifier call", ["name"],
                              buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 BUILD_INFO = Gauge("rise_build_info", "Build and model information", ["version", "model_name", "engine"])
+MODEL_INFO = Gauge("rise_model_info", "1 for the model version served now (a fingerprint of its directory; a reload "
+                   "replaces the series: app/api/reload.py)", ["model_name", "version"])
 READY = Gauge("rise_ready", "1 when the last /ready answered 200, 0 when it answered 503 (set by each probe)",
               ["model_name"])
 for _reason in TRACE_DROP_REASONS:
@@ -90,6 +94,7 @@ def init_series(model: str) -> None:
     for mode in ("oracle", "self"):
         REFINEMENTS.labels(model, mode)
     ENGINE_ERRORS.labels(model)
+    TURN_RETRIES.labels(model)
 
 
 def turn_label(k: int) -> str:
@@ -158,6 +163,31 @@ class EngineCollector:
         size = GaugeMetricFamily("rise_engine_prefix_cache_bytes", "Memory held by the prefix cache", labels=["model_name"])
         size.add_metric(name, cache.bytes)
         yield from (prompt, hit, size)
+        if (spec := getattr(engine, "spec", None)) is not None:
+            yield from spec_families(name[0], spec.stats.snapshot())
+
+
+def spec_families(model: str, by_turn: dict) -> list[CounterMetricFamily]:
+    """The embedded engine's speculation counters (app/engines/speculative.py) by refinement turn
+    (clamped as `turn_label`; `none`: engine calls outside a refinement)."""
+    labels = ["model_name", "turn"]
+    draft = CounterMetricFamily("rise_spec_draft_tokens", "Tokens drafted by prompt lookup and checked in a verify "
+                                "pass, by refinement turn", labels=labels)
+    accepted = CounterMetricFamily("rise_spec_accepted_tokens", "Drafted tokens the model accepted (the acceptance "
+                                   "rate is this over rise_spec_draft_tokens)", labels=labels)
+    rows = CounterMetricFamily("rise_spec_verify_rows", "Sequences' drafts checked in a verify pass (accepted tokens "
+                               "over this: the mean accepted length)", labels=labels)
+    sums: dict[str, list[int]] = {}
+    for turn, s in by_turn.items():
+        total = sums.setdefault(turn_label(turn) if turn else "none", [0, 0, 0])
+        total[0] += s.drafted
+        total[1] += s.accepted
+        total[2] += s.verified
+    for label, (d, a, v) in sums.items():
+        draft.add_metric([model, label], d)
+        accepted.add_metric([model, label], a)
+        rows.add_metric([model, label], v)
+    return [draft, accepted, rows]
 
 
 _collector: EngineCollector | None = None

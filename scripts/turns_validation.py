@@ -1,6 +1,9 @@
 """Each turn's own accuracy without an oracle, m1@tk, m5@t1 and the turn-to-turn flow on the
 validation split: the quick check used while trying RISE recipes for issue 14 (never the test split).
 
+m1 and m5 are `rise eval`'s (`app/evaluation/metrics.py`): majority vote, a tie to the first of the
+tied answers (`app/refine/vote.py`, tie rule `first`), as the docs define m1.
+
     python scripts/turns_validation.py runs/r14/p2 --limit 300      # ~1 min on 2 quiet cores
 """
 
@@ -9,23 +12,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections import Counter
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
 
-from app.answers.checker import get_checker
-from app.engines.base import SamplingParams
-from app.engines.hf import HFEngine
-from app.refine.loop import refine
-from app.refine.types import RefineConfig
-from app.tasks import synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.answers.checker import get_checker  # noqa: E402
+from app.engines.base import SamplingParams  # noqa: E402
+from app.engines.hf import HFEngine  # noqa: E402
+from app.evaluation import metrics  # noqa: E402
+from app.refine.loop import refine  # noqa: E402
+from app.refine.types import RefineConfig  # noqa: E402
+from app.tasks import synthetic  # noqa: E402
+
+TIE_RULE = "first"
 
 
-def vote(answers: list[str | None]) -> str | None:
-    """Majority over the answers given; a tie goes to the latest of the tied answers."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None
-    best = max(counts.values())
-    return next(a for a in reversed(answers) if a is not None and counts[a] == best)
+def summarize(answers: Sequence[Sequence[str | None]], samples: Sequence[Sequence[str | None]],
+              references: Sequence[str], equivalent: Callable[[str, str], bool], turns: int) -> dict:
+    """Percentages per turn (own accuracy, m1@tk), m5@t1 and the flow between turns, by the
+    evaluation's metrics and tie rule."""
+    n = len(references)
+    pct = lambda v: round(100 * sum(v) / n, 1)  # noqa: E731
+    m1 = metrics.m1_vectors(answers, references, equivalent, turns, TIE_RULE)
+    flow = metrics.flow_vectors(answers, references, equivalent, turns)
+    m5 = metrics.m_at_t1_vector(samples, references, equivalent, 5)["m5@t1"]
+    return {"tie_rule": TIE_RULE, "turn_accuracy": [pct(flow[f"turn_accuracy/t{k}"]) for k in range(1, turns + 1)],
+            "m1@tk": [pct(m1[f"m1@t{k}"]) for k in range(1, turns + 1)], "m5@t1": pct(m5),
+            "flow": {f"t{k - 1}>t{k}": {"right_to_wrong": pct(flow[f"t{k - 1}->t{k}/right_to_wrong"]),
+                                         "wrong_to_right": pct(flow[f"t{k - 1}->t{k}/wrong_to_right"])}
+                     for k in range(2, turns + 1)}}
 
 
 async def main(a: argparse.Namespace) -> dict:
@@ -40,22 +57,10 @@ async def main(a: argparse.Namespace) -> dict:
                                          SamplingParams(temperature=a.temperature, max_tokens=200, n=5, seed=a.seed + 77))
     finally:
         await engine.aclose()
-    right = lambda ans, p: ans is not None and checker.equivalent(ans, p.answer)  # noqa: E731
-    turn, m1, rw, wr, m5 = [0] * a.turns, [0] * a.turns, [0] * a.turns, [0] * a.turns, 0
-    for p, run, samples in zip(problems, runs, parallel):
-        answers = [checker.extract(t.text) for t in run.turns]
-        ok = [right(x, p) for x in answers]
-        for k in range(a.turns):
-            turn[k] += ok[k]
-            m1[k] += right(vote(answers[:k + 1]), p)
-            if k:
-                rw[k] += ok[k - 1] and not ok[k]
-                wr[k] += ok[k] and not ok[k - 1]
-        m5 += right(vote([checker.extract(s.text) for s in samples][::-1]), p)
-    pct = lambda x: round(100 * x / a.limit, 1)  # noqa: E731
+    answers = [[checker.extract(t.text) for t in run.turns] + [None] * (a.turns - len(run.turns)) for run in runs]
+    sampled = [[checker.extract(x.text) for x in group] for group in parallel]
     return {"model": a.model, "split": "validation", "problems": a.limit, "seed": a.seed,
-            "turn_accuracy": [pct(x) for x in turn], "m1@tk": [pct(x) for x in m1], "m5@t1": pct(m5),
-            "flow": {f"t{k}>t{k + 1}": {"right_to_wrong": pct(rw[k]), "wrong_to_right": pct(wr[k])} for k in range(1, a.turns)}}
+            **summarize(answers, sampled, [p.answer for p in problems], checker.equivalent, a.turns)}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ from pathlib import Path
 # refinement took 0.7 s of wall time (3.8 s of CPU under load) with two threads and 0.09 s with one.
 # Set before torch is imported; an OMP_NUM_THREADS already in the environment is kept.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The servers the tests start drain at once on SIGTERM: the default 5 s in which /ready is 503 but
+# requests are still served (for a load balancer to notice) would add 5 s to every server's stop.
+# tests/api/test_drain.py sets it where it tests it.
+os.environ.setdefault("RISE_DRAIN_READY_DELAY_S", "0")
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402

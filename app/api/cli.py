@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-key-upstream", help="bearer key for the upstream (RISE_API_KEY_UPSTREAM)")
     ap.add_argument("--engine-args", type=_json_object, help='vLLM engine arguments as JSON (RISE_ENGINE_ARGS), '
                     'e.g. \'{"tensor_parallel_size": 2, "max_model_len": 4096}\'')
+    ap.add_argument("--lora", action="append", metavar="NAME=PATH",
+                    help="serve a PEFT LoRA adapter beside the model, chosen by a request's `model` NAME (repeat for "
+                         "more; RISE_LORA); --engine openai: a bare NAME the upstream serves")
     ap.add_argument("--device", help="RISE_DEVICE")
     ap.add_argument("--host", help="RISE_HOST")
     ap.add_argument("--port", type=port, help="RISE_PORT")
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-json", action="store_const", const=True, help="JSON log lines (RISE_LOG_JSON)")
     ap.add_argument("--api-keys", help="comma-separated accepted keys (RISE_API_KEYS)")
     ap.add_argument("--api-keys-file", type=readable_file, help="file with one key per line (RISE_API_KEYS_FILE)")
+    show_setting_defaults(ap, Settings)
     a = ap.parse_args(argv)
     overrides = {k: v for k, v in vars(a).items() if v is not None}
     try:
@@ -72,8 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s,
                             limit_concurrency=settings.max_connections)
-    return run_server(draining_server(config, app.state, settings.shutdown_grace_s),
+    return run_server(draining_server(config, app.state, settings.shutdown_grace_s, settings.drain_ready_delay_s),
                       engine_loaded=lambda: app.state.engine is not None)
+
+
+def show_setting_defaults(ap: argparse.ArgumentParser, settings_class) -> None:
+    """Each option's help ends with its setting's built-in default (the option and its `RISE_*`
+    variable are left unset unless given, so that the variable still applies)."""
+    for action in ap._actions:
+        field = settings_class.model_fields.get(action.dest)
+        if field is None or not action.help:
+            continue
+        value = field.default_factory() if field.default_factory is not None else field.default
+        shown = "none" if value is None or value == {} or value == [] else str(value)
+        action.help = f"{action.help} (default: {shown})".replace("%", "%%")
 
 
 def settings_error(e: Exception) -> str:

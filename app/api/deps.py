@@ -18,7 +18,9 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_engine(request: Request) -> Engine:
-    engine = getattr(request.app.state, "engine", None)
+    """The engine the request holds (a refinement keeps the one it was let in on through a model
+    reload: app/api/reload.py), else the one served now."""
+    engine = getattr(request.state, "engine", None) or getattr(request.app.state, "engine", None)
     if engine is None:
         raise ApiError(503, "the model is still loading; retry shortly", code="not_ready", headers={"Retry-After": "2"})
     return engine

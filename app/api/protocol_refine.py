@@ -127,11 +127,17 @@ class RefineOptions(BaseModel):
     _reference_text = field_validator("reference")(simple_reference)
     timeout: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False,
                                   description="seconds; the loop ends with the turns finished by then (capped by RISE_REQUEST_TIMEOUT_S)")
+    speculative: StrictBool | None = Field(None, description="prompt-lookup speculation in the embedded engine for this "
+                                           "refinement: true or false (the same output either way, greedy token for "
+                                           "token, sampled in distribution); left out: RISE_SPECULATIVE")
 
 
 class RefineRequest(RefineOptions):
     question: str = Field(..., min_length=1, description="the problem to solve")
-    temperature: float = Field(0.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False,
+                                      description="left out: 0 (greedy) with one sample per turn, "
+                                                  "RISE_SAMPLED_TEMPERATURE (0.7) with several; 0 with several "
+                                                  "samples is a 400 (they would all be the same)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1, description="per turn (default RISE_DEFAULT_MAX_TOKENS)")
     seed: int | None = Field(None, ge=0, le=2**62)
@@ -140,7 +146,7 @@ class RefineRequest(RefineOptions):
     store: StrictBool | None = Field(None, description="keep this refinement in the trace store: left out, kept when "
                                                        "traces are on; false: kept nowhere; true: a 400 when "
                                                        "traces are off")
-    model: str | None = Field(None, description="optional; must name the served model")
+    model: str | None = Field(None, description="optional; the served model or one of its LoRA adapters (`/v1/models`)")
 
     _text = field_validator("question")(no_control_chars)
     _model = field_validator("model")(one_line)

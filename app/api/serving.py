@@ -17,6 +17,7 @@ from app.engines.base import EngineError, PromptTooLongError, SamplingParams
 from app.refine.checks import PooledChecks
 from app.refine.feedback import DEFAULT_FEEDBACK
 from app.refine.loop import Oracle, RefineTimeout, build_prompt, reference_oracle
+from app.refine.temperature import resolve_temperature
 from app.refine.types import RefineConfig
 from app.verifiers.errors import VerifierError
 from app.verifiers.registry import Verifiers
@@ -39,13 +40,25 @@ def check_caps(settings: Settings, *, max_turns: int | None, samples: int, max_t
         raise ApiError(400, f"{tokens_param} must be at most {settings.max_tokens_cap}", tokens_param)
 
 
+def temperature_for(settings: Settings, given: float | None, samples: int, choices: int = 1, prefix: str = "") -> float:
+    """The request's temperature by the one rule (app/refine/temperature.py): left out, greedy for one
+    draw per prompt and RISE_SAMPLED_TEMPERATURE for several; an explicit 0 with several draws is a
+    400 naming `temperature` (`prefix`: where samples_per_turn sits, `rise.` in chat)."""
+    try:
+        return resolve_temperature(given, samples, choices, settings.sampled_temperature,
+                                   samples_name=f"{prefix}samples_per_turn")
+    except ValueError as e:
+        raise ApiError(400, str(e), "temperature") from None
+
+
 def build_config(settings: Settings, opts, *, temperature: float, top_p: float, max_tokens: int | None,
                  seed: int | None, stop: tuple[str, ...], prefix: str = "", logprobs: bool = False) -> RefineConfig:
     """The loop's configuration for a request; an inconsistent one is a 400 naming the field (RISE
     options under `prefix`)."""
     try:
         sampling = SamplingParams(temperature=temperature, top_p=top_p, seed=seed, stop=stop, logprobs=logprobs,
-                                  max_tokens=max_tokens or settings.default_max_tokens)
+                                  max_tokens=max_tokens or settings.default_max_tokens,
+                                  speculative=getattr(opts, "speculative", None))
         return RefineConfig(max_turns=opts.max_turns or settings.default_turns, samples_per_turn=opts.samples_per_turn,
                             window=opts.window, aggregation=opts.aggregation, tie_break=opts.tie_break, sampling=sampling,
                             early_stop=opts.early_stop, agree_turns=opts.agree_turns,
@@ -110,6 +123,19 @@ def check_openai_request(body, model: str) -> None:
     if refused := body.unsupported():
         field, message = refused
         raise ApiError(400, message, field, "unsupported_parameter")
+
+
+def pick_engine(request, engine, name: str | None):
+    """The engine a request's `model` names: the served model's (also when it names none), or one of
+    its LoRA adapters' (RISE_LORA); any other name is a 404 in OpenAI's shape."""
+    if name is None or name == engine.info.model_name:
+        return engine
+    adapters = getattr(request.state, "adapters", None)  # those of the engine the request holds (a reload)
+    adapters = (getattr(request.app.state, "adapters", None) if adapters is None else adapters) or {}
+    if name in adapters:
+        return adapters[name]
+    served = ", ".join(f"'{m}'" for m in [engine.info.model_name, *adapters])
+    raise ApiError(404, f"The model '{name}' does not exist; this server serves {served}", "model", "model_not_found")
 
 
 def check_question(settings: Settings, question: str, param: str) -> None:
@@ -214,18 +240,19 @@ def trace_wanted(request, store: bool | None, default: bool) -> bool:
 
 def keep_trace(request, trace_id: str, route: str, question: str, config: RefineConfig, results,
                reference: str | None, history: list[dict] | None = None, response: dict | None = None,
-               task: str | None = None) -> None:
+               task: str | None = None, model: str | None = None) -> None:
     """Hand a finished refinement to the trace writer when traces are on (app/traces/writer.py):
     never waits and never fails the request; the reference goes only where RISE_TRACES_KEEP_REFERENCES
     says so (`response`: a stored Responses API response's own fields; `task`: the request's, by
-    default RISE_TASK: what `rise train rise --from-traces` scores the trace with)."""
+    default RISE_TASK: what `rise train rise --from-traces` scores the trace with; `model`: the served
+    name, a LoRA adapter's when the request chose one)."""
     state = request.app.state
     writer = getattr(state, "traces", None)
     if writer is None:
         return
     try:
         info = state.engine.info
-        writer.submit(build_row(trace_id, route=route, model=info.model_name, engine=info.extra.get("engine", "unknown"),
+        writer.submit(build_row(trace_id, route=route, model=model or info.model_name, engine=info.extra.get("engine", "unknown"),
                                 question=question, config=config, results=list(results), reference=reference,
                                 key_id=getattr(request.state, "key_id", None), history=history,
                                 keep_reference=state.settings.traces_keep_references, response=response,

@@ -23,17 +23,19 @@ from dataclasses import dataclass
 
 from app.bench.load import closed_loop, summarize
 from app.bench.report import compare, machine, saturation, table
-from app.cli_args import model_dir, non_negative_int, positive_float, positive_int, seed, writable_dir
+from app.cli_args import DefaultsHelpFormatter, model_dir, non_negative_int, positive_float, positive_int, seed, writable_dir
 from app.config import default_model
 from app.tasks import synthetic
 
 
-CONTENDERS = ("naive", "raw", "raw-eager", "rise-serve", "rise-serve-agree", "raw-vllm", "rise-serve-vllm")
+CONTENDERS = ("naive", "raw", "raw-eager", "raw-spec", "rise-serve", "rise-serve-agree", "rise-serve-spec", "raw-vllm",
+              "rise-serve-vllm")
 VLLM = ("raw-vllm", "rise-serve-vllm")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rise bench", description="Throughput of rise-serve against baselines.")
+    ap = argparse.ArgumentParser(prog="rise bench", description="Throughput of rise-serve against baselines.",
+                                 formatter_class=DefaultsHelpFormatter)
     ap.add_argument("--model", type=model_dir, default=str(default_model()), help="an HF model directory")
     ap.add_argument("--clients", type=positive_int, default=32, help="concurrent clients (closed loop)")
     ap.add_argument("--requests", type=positive_int, default=192, help="refinements per contender, over all rounds")
@@ -170,6 +172,8 @@ async def run_contenders(names: list[str], a, load: Load, common: dict, save=Non
             if name in a.sweep_contenders and a.sweep_clients:
                 result["by_clients"] = await _sweep(c, a, load)
                 result["saturates_at_clients"] = saturation(result["by_clients"])
+            if name.endswith("-spec"):
+                result["speculation_by_turn"] = await c.speculation()
             if name in served:
                 result["rss_start_mb"], result["rss_end_mb"] = rss_start[name], c.rss_mb()
                 result["rss_peak_mb"], result["rss_timeline_mb"] = c.rss_mb("VmHWM"), timelines[name]
@@ -198,14 +202,18 @@ def _open(name: str, a, questions: list[str], common: dict):
 
     if name == "naive":
         return NaiveProcess(a.model, questions, **common)
-    if name in ("raw", "raw-eager"):
-        return Raw(a.model, questions, max_batch_size=a.max_batch_size, cuda_graphs=name == "raw", **common)
+    if name in ("raw", "raw-eager", "raw-spec"):
+        return Raw(a.model, questions, max_batch_size=a.max_batch_size, cuda_graphs=name != "raw-eager",
+                   speculative=name == "raw-spec", **common)
     if name == "raw-vllm":
         return RawVLLM(a.model, questions, **common)
-    if name in ("rise-serve", "rise-serve-agree", "rise-serve-vllm"):
-        return Served(a.model, questions, engine="vllm" if name == "rise-serve-vllm" else "hf",
-                      max_batch_size=a.max_batch_size, clients=max([a.clients, *a.sweep_clients]),
-                      early_stop="agree" if name == "rise-serve-agree" else "none", **common)
+    if name in ("rise-serve", "rise-serve-agree", "rise-serve-spec", "rise-serve-vllm"):
+        served = Served(a.model, questions, engine="vllm" if name == "rise-serve-vllm" else "hf",
+                        max_batch_size=a.max_batch_size, clients=max([a.clients, *a.sweep_clients]),
+                        early_stop="agree" if name == "rise-serve-agree" else "none",
+                        env={"RISE_SPECULATIVE": str(name == "rise-serve-spec").lower()}, **common)
+        served.name = name
+        return served
     raise SystemExit(f"unknown contender {name!r}")
 
 

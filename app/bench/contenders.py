@@ -5,10 +5,12 @@ same held-out problems (RISE's protocol: the same feedback every turn, the `last
   turns calling transformers `generate` on the whole conversation, one request at a time;
 - `Raw`: the refinement loop straight on the embedded engine, in this process (no HTTP, no service);
   `raw-eager` the same with CUDA graphs off (the eager decode step; the same as `raw` on a CPU);
+  `raw` runs without prompt-lookup speculation, `raw-spec` with it (app/engines/speculative.py);
 - `RawVLLM`: the refinement loop straight on vLLM's in-process engine (`raw-vllm`), the way `Raw` is
   for the embedded engine: what `rise-serve-vllm` is measured against;
 - `Served`: rise-serve over HTTP (a `rise serve` subprocess, any engine), driven by async clients;
-  `rise-serve-agree` is the same server asked to stop once two turns agree (`early_stop: agree`).
+  `rise-serve-agree` is the same server asked to stop once two turns agree (`early_stop: agree`);
+  `rise-serve` runs with RISE_SPECULATIVE=false, `rise-serve-spec` with it true.
 
     python -m app.bench.cli --quick
 """
@@ -33,11 +35,17 @@ class Raw:
     name = "raw"
 
     def __init__(self, model: str, questions: list[str], turns: int, max_tokens: int, device: str | None = None,
-                 max_batch_size: int = 32, cuda_graphs: bool = True) -> None:
+                 max_batch_size: int = 32, cuda_graphs: bool = True, speculative: bool = False) -> None:
         from app.engines.hf import HFEngine
+        from app.engines.speculative import SpecConfig
 
-        self.engine = HFEngine(model, device=device, max_batch_size=max_batch_size, cuda_graphs=cuda_graphs)
+        self.engine = HFEngine(model, device=device, max_batch_size=max_batch_size, cuda_graphs=cuda_graphs,
+                               speculative=SpecConfig(enabled=speculative))
         self._setup(questions, turns, max_tokens)
+
+    async def speculation(self) -> dict:
+        """Acceptance by turn of the engine's speculation so far (empty without it)."""
+        return by_turn({str(t): (s.drafted, s.accepted, s.verified) for t, s in self.engine.spec.stats.snapshot().items()})
 
     def _setup(self, questions: list[str], turns: int, max_tokens: int) -> None:
         self.questions = questions
@@ -100,6 +108,31 @@ class Served:
                 return round(int(line.split()[1]) / 1024, 1)
         return float("nan")
 
+    async def speculation(self) -> dict:
+        """Acceptance by turn of the server's speculation so far, from its /metrics."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = (await self.client.get("/metrics")).text
+        counts: dict[str, list[float]] = {}
+        names = ("rise_spec_draft_tokens", "rise_spec_accepted_tokens", "rise_spec_verify_rows")
+        for family in text_string_to_metric_families(text):
+            if family.name in names:
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        counts.setdefault(sample.labels["turn"], [0, 0, 0])[names.index(family.name)] += sample.value
+        return by_turn({t: tuple(c) for t, c in counts.items()})
+
     async def aclose(self) -> None:
         await self.client.aclose()
         await asyncio.to_thread(launch.stop, self.proc, 60)
+
+
+def by_turn(counts: dict[str, tuple]) -> dict:
+    """turn -> drafted, accepted, acceptance rate and mean accepted length (accepted tokens per
+    sequence verify pass), from (drafted, accepted, verified) counts."""
+    out = {}
+    for turn, (drafted, accepted, verified) in sorted(counts.items(), key=lambda kv: (len(kv[0]), kv[0])):
+        if drafted:
+            out[turn] = {"drafted": int(drafted), "accepted": int(accepted), "acceptance": round(accepted / drafted, 3),
+                         "mean_accepted_length": round(accepted / verified, 2) if verified else None}
+    return out

@@ -13,7 +13,9 @@ from pathlib import Path
 
 # (report key, numerator, denominator): each ratio that both of its contenders ran is reported
 RATIOS = (("vs_naive", "rise-serve", "naive"), ("vs_raw", "rise-serve", "raw"),
-          ("vllm_vs_raw_vllm", "rise-serve-vllm", "raw-vllm"), ("graphs_vs_eager", "raw", "raw-eager"))
+          ("vllm_vs_raw_vllm", "rise-serve-vllm", "raw-vllm"), ("graphs_vs_eager", "raw", "raw-eager"),
+          ("spec_vs_naive", "rise-serve-spec", "naive"), ("spec_vs_raw", "rise-serve-spec", "raw"),
+          ("spec_vs_rise_serve", "rise-serve-spec", "rise-serve"), ("raw_spec_vs_raw", "raw-spec", "raw"))
 
 
 def compare(report: dict, answers: dict) -> None:
@@ -29,6 +31,8 @@ def compare(report: dict, answers: dict) -> None:
             if per_round:
                 report["ratios"][key] = spread(per_round)
                 report[key] = report["ratios"][key]["median"]
+    plain, spec = (c.get(n, {}).get("one_client", {}).get("p50_s") for n in ("rise-serve", "rise-serve-spec"))
+    report["one_client_spec_latency_ratio"] = round(spec / plain, 3) if plain and spec else None
     one = c.get("rise-serve", {}).get("one_client", {}).get("ttft_by_turn_s") or []
     report["ttft_turn5_over_turn1"] = round(one[-1] / one[0], 2) if len(one) >= 2 and one[0] else None
     if "naive" in answers and "rise-serve" in answers:  # same work: the same greedy answers
@@ -88,4 +92,12 @@ def table(report: dict) -> str:
         if (s := report["ratios"].get(key)) is not None:
             rows.append(f"{num} / {den}: {s['median']}x (median of {len(s['rounds'])} rounds, {s['min']}-{s['max']})")
     rows.append(f"turn-5 / turn-1 time to first token (one client): {report['ttft_turn5_over_turn1']}")
+    if report.get("one_client_spec_latency_ratio") is not None:
+        rows.append(f"rise-serve-spec / rise-serve refinement time at one client (p50): "
+                    f"{report['one_client_spec_latency_ratio']}x")
+    for name, r in report["contenders"].items():
+        if r.get("speculation_by_turn"):
+            turns = ", ".join(f"turn {t}: {s['acceptance']:.0%} accepted, {s['mean_accepted_length']} per pass"
+                              for t, s in r["speculation_by_turn"].items())
+            rows.append(f"{name} speculation: {turns}")
     return "\n".join(rows)

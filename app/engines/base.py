@@ -6,6 +6,7 @@ about turns, feedback or answers.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
@@ -26,18 +27,42 @@ GREEDY_BELOW = 1e-5
 CALL_DEADLINE: contextvars.ContextVar[object | None] = contextvars.ContextVar("rise_call_deadline", default=None)
 
 
+# The refinement turn (1-based) this engine call belongs to, set by the loop around each call: an
+# engine may count its work by turn (the embedded engine's speculation metrics).
+CALL_TURN: contextvars.ContextVar[int | None] = contextvars.ContextVar("rise_call_turn", default=None)
+
+
 def call_deadline() -> float | None:
     return getattr(CALL_DEADLINE.get(), "at", None)
+
+
+# The refinement an engine call belongs to, when it has one: set by the loop for the whole refinement
+# (`refine(..., session=...)`), so that a remote engine can send its upstream a key that keeps every
+# turn of one sample on the same replica of a fleet (its prefix cache holds the earlier turns).
+CALL_SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("rise_call_session", default=None)
+
+
+def session_key(sample: int) -> str | None:
+    """The upstream session key of sample `sample` of the running refinement (None outside one): 32
+    hex digits derived from the refinement's id, one key per parallel sample and the same at every
+    turn. A hash, so that the upstream never sees the id itself (which reads the stored trace)."""
+    session = CALL_SESSION.get()
+    if session is None:
+        return None
+    return hashlib.sha256(f"{session}/{sample}".encode()).hexdigest()[:32]
 
 
 class EngineError(RuntimeError):
     """The engine failed to produce a completion; `status` is the HTTP status the server answers.
     `fault` says whether the engine is to blame (counted as an engine error; enough in a row flip
-    readiness): False for what the request caused or an upstream's rate limit."""
+    readiness): False for what the request caused or an upstream's rate limit. `transient`: the
+    call broke off mid-way (an upstream that reset the connection, cut its stream or answered 5xx),
+    so the loop may run the turn again (`refine(..., turn_retries=...)`)."""
 
     status = 500
     code = "engine_error"
     fault = True
+    transient = False
 
 
 class PromptTooLongError(ValueError):
@@ -58,6 +83,7 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logprobs: bool = False
+    speculative: bool | None = None  # prompt-lookup speculation on or off for this call; None: the engine's default
 
     def __post_init__(self) -> None:
         checks = [

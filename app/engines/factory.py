@@ -15,22 +15,29 @@ log = logging.getLogger(__name__)
 def make_engine(name: str, model: str, *, device: str | None = None, max_batch_size: int = 32,
                 base_url: str | None = None, api_key: str | None = None, model_name: str | None = None,
                 engine_args: dict | None = None, prefix_cache_mb: float = 256,
-                timeout_s: float | None = None, cuda_graphs: bool = True) -> Engine:
+                timeout_s: float | None = None, cuda_graphs: bool = True,
+                session_header: str | None = "X-Session-ID", lora: dict[str, str] | None = None,
+                speculative=None) -> Engine:
     """Build an engine (blocking: loads weights). Remote engines still need `start()`; `timeout_s`
-    bounds a remote engine's wait for its upstream (the server passes its request timeout)."""
+    bounds a remote engine's wait for its upstream (the server passes its request timeout); `lora`:
+    LoRA adapters to load beside the model, name -> directory (app/engines/adapters.py); `speculative`: a
+    `SpecConfig` (app/engines/speculative.py; None: its defaults), vLLM's ngram speculation where it can run."""
     if name == "hf":
         from app.engines.hf import HFEngine
 
         return HFEngine(model, device=device, max_batch_size=max_batch_size, model_name=model_name,
-                        prefix_cache_mb=prefix_cache_mb, cuda_graphs=cuda_graphs)
+                        prefix_cache_mb=prefix_cache_mb, cuda_graphs=cuda_graphs, lora=lora or None,
+                        speculative=speculative)
     if name == "vllm":
-        from app.engines.vllm_engine import VLLMEngine
+        from app.engines.vllm_engine import VLLMEngine, with_speculation
 
-        return VLLMEngine(model, model_name=model_name, **(engine_args or {}))
+        return VLLMEngine(model, model_name=model_name, lora=lora or None,
+                          **with_speculation(engine_args or {}, speculative))
     if name == "openai":
         from app.engines.openai_remote import OpenAIEngine
 
-        return OpenAIEngine(base_url, api_key=api_key, model=model_name, **({"timeout_s": timeout_s} if timeout_s else {}))
+        return OpenAIEngine(base_url, api_key=api_key, model=model_name, session_header=session_header,
+                            **({"timeout_s": timeout_s} if timeout_s else {}))
     raise ValueError(f"unknown engine {name!r}; expected one of {', '.join(ENGINES)}")
 
 

@@ -17,12 +17,14 @@ import logging
 import queue
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from app.engines.base import (
+    CALL_TURN,
     Completion,
     Conversation,
     DeltaCallback,
@@ -32,9 +34,10 @@ from app.engines.base import (
     SamplingParams,
     encode_chat,
 )
-from app.engines.hf_batch import Plan, Row, RunningBatch, prefill_groups, slot_mask
-from app.engines.prefix_cache import PrefixCache
+from app.engines.hf_batch import Plan, Row, RunningBatch, plan_adapters, prefill_groups, slot_mask
+from app.engines.prefix_cache import PrefixCache, space
 from app.engines.sampling import row_generator, sample_next, token_logprobs
+from app.engines.speculative import SpecConfig, Speculator
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ class HFEngine:
         model_name: str | None = None,
         cuda_graphs: bool = True,
         static_decode: bool | None = None,
+        speculative: SpecConfig | None = None,
+        lora: dict[str, str] | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -75,6 +80,14 @@ class HFEngine:
             raise ModelLoadError(f"cannot load a model from {path}: {e}") from e
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelLoadError(f"{path} has no chat template in its tokenizer")
+        self.lora = None  # LoRA adapters applied per sequence, in mixed batches (app/engines/adapters.py)
+        if lora:
+            from app.engines.adapters import LoraSet
+
+            try:
+                self.lora = LoraSet(self.model, lora)
+            except Exception as e:  # noqa: BLE001 - a bad adapter directory has many ways to fail
+                raise ModelLoadError(f"cannot load the LoRA adapters {lora} onto {path}: {e}") from e
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
@@ -99,8 +112,11 @@ class HFEngine:
         # default on CUDA with RISE_CUDA_GRAPHS; graphs are captured only there
         self._static_wanted = cuda_graphs and self.device.type == "cuda" if static_decode is None else static_decode
         self._capture = cuda_graphs and self.device.type == "cuda"
+        if self.lora is not None:  # rows choose their adapters: the eager step
+            self._static_wanted = self._capture = False
         self._static = None
         self.batch_wait_s = batch_wait_s
+        self.spec = Speculator(speculative or SpecConfig())  # prompt-lookup speculation (engines/speculative.py)
         self.batch_sizes: list[int] = []  # recent batch sizes
         self.on_batch = None  # optional hook: on_batch(batch_size), e.g. a metrics histogram
         self._queue: queue.Queue[Row | None] = queue.Queue()
@@ -124,6 +140,7 @@ class HFEngine:
         if self._closed:
             raise EngineError("engine is closed")
         loop = asyncio.get_running_loop()
+        adapter = _adapter(self.lora)
         encoded = await asyncio.to_thread(lambda: [self.encode(p) for p in prompts])  # a long prompt: 1 s and more
         limit = self._info.max_context
         for i, ids in enumerate(encoded):
@@ -144,7 +161,8 @@ class HFEngine:
                     ids=ids, params=params,
                     gen=row_generator(None if params.seed is None else params.seed + j),
                     deliver=lambda res, fut=fut: self._post(loop, _resolve, fut, res),
-                    emit=emit, max_new=min(params.max_tokens, limit - len(ids)),
+                    emit=emit, max_new=min(params.max_tokens, limit - len(ids)), turn=CALL_TURN.get() or 0,
+                    adapter=adapter,
                 ))
         for row in rows:
             self._queue.put(row)
@@ -269,7 +287,7 @@ class HFEngine:
         dev, lo = self.device, len(batch)
         found: dict[tuple[int, ...], tuple] = {}  # prompt -> (cache entry, tokens reused); >= 1 token runs
         for r in rows:
-            if (p := tuple(r.ids)) not in found:
+            if (p := r.key) not in found:
                 found[p] = self.prefix_cache.lookup(p, limit=len(p) - 1)
         prompts = sorted(found, key=lambda p: found[p][1] - len(p))  # the most tokens to run first
         slot = {p: lo + u for u, p in enumerate(prompts)}
@@ -290,25 +308,28 @@ class HFEngine:
                 pos[u, new_w - fresh:] = cols[u, new_w - fresh:] = torch.arange(n, len(p))
             width, pos = max(map(len, part)), pos.to(dev)
             batch.plan = Plan(slot[part[0]], slot[part[0]] + len(part), cols.to(dev), width)
-            logits.append(self._forward(ids.to(dev), slot_mask(pos, width, self.model.dtype), pos, batch.cache))
+            logits.append(self._forward(ids.to(dev), slot_mask(pos, width, self.model.dtype), pos, batch.cache,
+                                        adapters=[space(p) for p in part]))
         for p in prompts:  # later prompts (and the next turn) may start with this one
             self.prefix_cache.insert(p, [(k[slot[p], :, :len(p)], v[slot[p], :, :len(p)]) for k, v in zip(batch.k, batch.v)])
         logits = torch.cat(logits)
         firsts, extra = {}, []
         for r in rows:  # the first row of each prompt has its slot; the others get a copy of it
-            p = tuple(r.ids)
+            p = r.key
             if p not in firsts:
                 firsts[p] = r
             else:
                 batch.copy_slot(slot[p], lo + len(prompts) + len(extra), len(p))
                 extra.append(r)
         if extra:
-            logits = torch.cat([logits, logits[torch.tensor([slot[tuple(r.ids)] - lo for r in extra], device=dev)]])
+            logits = torch.cat([logits, logits[torch.tensor([slot[r.key] - lo for r in extra], device=dev)]])
         joined = [firsts[p] for p in prompts] + extra
         batch.extend(joined, [len(r.ids) for r in joined], logits)
 
     def _step(self, batch: RunningBatch) -> None:
         """Sample one token for every row, let the finished rows leave, run the rest one step."""
+        if self.spec.wants(batch.rows):
+            return self.spec.step(self, batch)
         if self._static is not None:
             tokens, logprobs = self._static.sample(batch.logits, batch.rows)
         else:
@@ -324,8 +345,11 @@ class HFEngine:
                     self.prefix_cache.insert(*batch.row_kv(b))  # prompt + answer: the next turn's prefix
         if gone:
             tokens = [tokens[b] for b in batch.remove(gone)]
-        if not len(batch):
-            return
+        if len(batch):
+            self._decode(batch, tokens)
+
+    def _decode(self, batch: RunningBatch, tokens: list[int]) -> None:
+        """Run every row one step on its next token; the batch's logits become the following ones."""
         if self._static is not None:
             batch.logits = self._static.decode(tokens, batch.lens)
             batch.lens = [n + 1 for n in batch.lens]
@@ -338,12 +362,14 @@ class HFEngine:
         batch.logits = self._forward(ids, slot_mask(pos, width, self.model.dtype), pos, batch.cache)
         batch.lens = [n + 1 for n in batch.lens]
 
-    def _forward(self, ids, mask, pos, cache):
+    def _forward(self, ids, mask, pos, cache, every: bool = False, adapters=None):
         """One model call over the batch's slot `cache` (it writes the new tokens' KV as the batch's
-        plan says); returns the last position's logits."""
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                         **{self._cache_kw: cache}, **self._forward_kw)
-        return out.logits[:, -1, :]
+        plan says); returns the last position's logits (`every`: all positions', [rows, tokens, vocab]).
+        `adapters`: each row's LoRA adapter (None: the base; by default those of the rows the plan covers)."""
+        model = self.model if self.lora is None else partial(self.lora.forward, adapters or plan_adapters(cache))
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                    **{self._cache_kw: cache}, **({} if every else self._forward_kw))
+        return out.logits if every else out.logits[:, -1, :]
 
     def _advance(self, r: Row, token: int, logprob: float | None = None) -> None:
         """Append one token to a row; finish it on EOS, a stop string, its budget or cancellation."""
@@ -372,6 +398,16 @@ class HFEngine:
         r.deliver(Completion(text=r.text, prompt_tokens=len(r.ids), completion_tokens=r.generated, finish_reason=reason,
                              token_logprobs=list(r.logprobs) if r.params.logprobs else None,
                              token_texts=list(r.token_texts) if r.params.logprobs else None))
+
+
+def _adapter(lora) -> str | None:
+    """The LoRA adapter this call runs under (app/engines/adapters.py), checked to be loaded."""
+    from app.engines.adapters import current_adapter
+
+    name = current_adapter()
+    if name is not None and (lora is None or name not in lora.names):
+        raise EngineError(f"the LoRA adapter {name!r} is not loaded in this engine")
+    return name
 
 
 def _skip_cancelled(r: Row) -> bool:

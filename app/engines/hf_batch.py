@@ -22,7 +22,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from app.engines.base import SamplingParams
-from app.engines.prefix_cache import KV
+from app.engines.prefix_cache import KV, keyed
 from app.engines.stops import cut_at_stop, hold_back
 
 MIN_COLUMNS = 256  # the buffers' first width; they grow by GROW columns as sequences grow, up to the context
@@ -48,6 +48,14 @@ class Row:
     token_texts: list[str] = field(default_factory=list)  # and their text
     sent: int = 0  # characters of `text` streamed so far
     finish: str | None = None
+    turn: int = 0  # the refinement turn it belongs to (0: none), for the speculation metrics
+    spec: object | None = None  # its speculative decoding state (app/engines/speculative.py), once it drafts
+    adapter: str | None = None  # the LoRA adapter it runs under (app/engines/adapters.py); None: the base
+
+    @property
+    def key(self) -> tuple:
+        """Its prompt as the prefix cache and the prefill key it: the token ids, in its adapter's space."""
+        return keyed(self.ids, self.adapter)
 
     def take_text(self, text: str) -> bool:
         """Take the decoded text so far, cut at its earliest stop string; True if one was found."""
@@ -186,7 +194,13 @@ class RunningBatch:
         """Row r's tokens in its slot and their KV ([heads, tokens, head_dim] views per layer)."""
         n = self.lens[r]
         row = self.rows[r]
-        return (row.ids + row.out)[:n], [(k[r, :, :n], v[r, :, :n]) for k, v in zip(self.k, self.v)]
+        return keyed((row.ids + row.out)[:n], row.adapter), [(k[r, :, :n], v[r, :, :n]) for k, v in zip(self.k, self.v)]
+
+
+def plan_adapters(cache: DynamicCache) -> list[str | None]:
+    """The LoRA adapters of the running rows a batch's current plan covers (a call over its rows)."""
+    batch = cache.layers[0].batch
+    return [r.adapter for r in batch.rows[batch.plan.lo:batch.plan.hi]]
 
 
 def slot_mask(pos: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:

@@ -5,9 +5,14 @@ Pooled connections; a read timeout of the request timeout (the loop's deadline e
 sooner). A generation is sent again only when the upstream cannot have started it: a connection
 that was never made, or an answer of 5xx or 429 (honouring `Retry-After` when it fits the call's
 time). A read error or timeout after sending is never retried. Replies are validated
-(`app/engines/openai_protocol.py`); errors inside a stream are read like error responses.
-Several samples (n > 1) go out as n concurrent requests with seeds seed+i, so each sample's token
-counts are exact and the upstream's prefix cache serves the shared prompt. A rise-serve upstream is
+(`app/engines/openai_protocol.py`); errors inside a stream are read like error responses. A call
+that broke off after sending (a reset connection, a cut stream, 5xx once the retries are spent) is
+`transient`: the loop runs that turn again (`RISE_TURN_RETRIES`). Several samples (n > 1) go out
+as n concurrent requests with seeds seed+i, so each sample's token counts are exact and the
+upstream's prefix cache serves the shared prompt; one that fails cancels the others. Inside a
+refinement every call carries a session key header (`RISE_UPSTREAM_SESSION_HEADER`, one key per
+sample, the same at every turn) that a fleet's router hashes to keep a sample's turns on the
+replica whose prefix cache holds the turns before (docs/engines.md). A rise-serve upstream is
 asked for one plain turn per call (`"rise": {"max_turns": 1}`), so refinement does not nest.
 
     rise serve --engine openai --base-url http://127.0.0.1:8001/v1 --model-name rise-synth
@@ -36,7 +41,9 @@ from app.engines.base import (
     PromptTooLongError,
     SamplingParams,
     call_deadline,
+    session_key,
 )
+from app.engines.adapters import current_adapter
 from app.engines.openai_protocol import (
     RISE_SERVE,
     ChatCompletion,
@@ -59,6 +66,13 @@ class UpstreamUnavailable(EngineError):
 
     status = 503
     code = "upstream_unavailable"
+
+
+class UpstreamBrokeOff(UpstreamUnavailable):
+    """The upstream failed after the request went out (reset, a cut stream, 5xx after the engine's
+    own retries): the turn may be run again, with the same seed (`EngineError.transient`)."""
+
+    transient = True
 
 
 class UpstreamError(EngineError):
@@ -111,8 +125,10 @@ def check_base_url(url: str | None) -> str:
 class OpenAIEngine:
     def __init__(self, base_url: str, *, api_key: str | None = None, model: str | None = None,
                  timeout_s: float = 300.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
-                 backoff_s: float = 0.25, max_connections: int = 256, max_context: int | None = None) -> None:
+                 backoff_s: float = 0.25, max_connections: int = 256, max_context: int | None = None,
+                 session_header: str | None = "X-Session-ID") -> None:
         self.base_url = check_base_url(base_url)
+        self.session_header = session_header or None  # "" or None: no session key is sent
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.AsyncClient(
             base_url=self.base_url, headers=headers,
@@ -160,14 +176,25 @@ class OpenAIEngine:
     async def generate(self, prompts: Sequence[Conversation], params: SamplingParams,
                        on_delta: DeltaCallback | None = None) -> list[list[Completion]]:
         await self._ensure_known()
-        tasks = [[self._one(list(p), params, None if params.seed is None else params.seed + j,
-                            None if on_delta is None else (lambda t, i=i, j=j: on_delta(i, j, t)))
-                  for j in range(params.n)] for i, p in enumerate(prompts)]
-        flat = await asyncio.gather(*[t for row in tasks for t in row])
+        tasks = [asyncio.ensure_future(self._one(list(p), params, None if params.seed is None else params.seed + j,
+                                                 None if on_delta is None else (lambda t, i=i, j=j: on_delta(i, j, t)),
+                                                 self._session(j)))
+                 for i, p in enumerate(prompts) for j in range(params.n)]
+        try:
+            flat = await asyncio.gather(*tasks)
+        finally:  # one sample failed (or the call was cancelled): the others' generations stop too
+            for t in tasks:
+                t.cancel()
         return [flat[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
 
+    def _session(self, sample: int) -> dict[str, str] | None:
+        """The session key header of sample `sample` of the running refinement (app/engines/base.py)."""
+        key = session_key(sample) if self.session_header else None
+        return None if key is None else {self.session_header: key}
+
     def _body(self, messages: list[dict], params: SamplingParams, seed: int | None) -> dict:
-        body = {"model": self._model or self._info.model_name, "messages": messages, "n": 1,
+        # a LoRA adapter's call names the adapter: the upstream serves it (app/engines/adapters.py)
+        body = {"model": current_adapter() or self._model or self._info.model_name, "messages": messages, "n": 1,
                 "temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens}
         if seed is not None:
             body["seed"] = seed
@@ -179,13 +206,14 @@ class OpenAIEngine:
             body["rise"] = {"max_turns": 1}  # one plain turn: this server runs the refinement
         return body
 
-    async def _one(self, messages: list[dict], params: SamplingParams, seed: int | None, emit) -> Completion:
+    async def _one(self, messages: list[dict], params: SamplingParams, seed: int | None, emit,
+                   headers: dict[str, str] | None = None) -> Completion:
         body, until = self._body(messages, params, seed), time.monotonic() + self.timeout_s
         at = call_deadline()
         if at is not None:  # a Retry-After wait must fit the caller's deadline too
             until = min(until, at)
         if emit is None:
-            r = await self._send("POST", "/chat/completions", body, until)
+            r = await self._send("POST", "/chat/completions", body, until, headers=headers)
             data = _json(r, self.base_url, "/chat/completions")
             self._check_error(stream_error(data), "answered")
             try:
@@ -198,11 +226,11 @@ class OpenAIEngine:
             return _cut(Completion(choice.message.content or "", reply.usage.prompt_tokens,
                                    reply.usage.completion_tokens, finish(choice.finish_reason), logprobs or None,
                                    tokens or None), params.stop)
-        return _cut(await self._stream({**body, "stream": True, "stream_options": {"include_usage": True}}, emit, until),
-                    params.stop)
+        return _cut(await self._stream({**body, "stream": True, "stream_options": {"include_usage": True}}, emit, until,
+                                       headers), params.stop)
 
-    async def _stream(self, body: dict, emit, until: float) -> Completion:
-        r = await self._send("POST", "/chat/completions", body, until, stream=True)
+    async def _stream(self, body: dict, emit, until: float, headers: dict[str, str] | None = None) -> Completion:
+        r = await self._send("POST", "/chat/completions", body, until, stream=True, headers=headers)
         out = StreamAssembler(emit, self.rise_upstream)
         try:
             async for line in r.aiter_lines():
@@ -212,8 +240,8 @@ class OpenAIEngine:
                 if data == "[DONE]":
                     break
                 out.feed(self._chunk(data))
-        except httpx.HTTPError as e:  # the upstream broke off mid-answer: never sent again
-            raise UpstreamUnavailable(f"upstream {self.base_url} broke off its stream: {_describe(e)}") from None
+        except httpx.HTTPError as e:  # the upstream broke off mid-answer: never sent again here (the loop may)
+            raise UpstreamBrokeOff(f"upstream {self.base_url} broke off its stream: {_describe(e)}") from None
         finally:
             await r.aclose()
         completion = out.completion()
@@ -244,12 +272,12 @@ class OpenAIEngine:
         raise cls(f"upstream {self.base_url} {how} an error: {info.message or info.type or 'no message'}")
 
     async def _send(self, method: str, path: str, body: dict | None, until: float,
-                    stream: bool = False) -> httpx.Response:
+                    stream: bool = False, headers: dict[str, str] | None = None) -> httpx.Response:
         """A response with a status below 400 (a streamed one still open). Sent again only when
         the upstream cannot have started generating, and only while the wait fits before `until`."""
         for attempt in range(self.max_retries + 1):
             try:
-                request = self.client.build_request(method, path, json=body)
+                request = self.client.build_request(method, path, json=body, headers=headers)
                 r = await self.client.send(request, stream=stream)
                 if r.status_code < 400:
                     return r
@@ -260,8 +288,8 @@ class OpenAIEngine:
                 retry = _Retry(UpstreamUnavailable(f"upstream {self.base_url} cannot be reached: {_describe(e)}"))
             except httpx.TimeoutException as e:
                 raise UpstreamUnavailable(f"upstream {self.base_url} did not answer in time: {_describe(e)}") from None
-            except httpx.HTTPError as e:
-                raise UpstreamUnavailable(f"upstream {self.base_url} failed: {_describe(e)}") from None
+            except httpx.HTTPError as e:  # sent, then reset or cut: it may have started generating
+                raise UpstreamBrokeOff(f"upstream {self.base_url} failed: {_describe(e)}") from None
             except _Retry as e:
                 retry = e
             wait = self._delay(attempt) if retry.wait is None else retry.wait
@@ -283,7 +311,7 @@ class OpenAIEngine:
         if r.status_code == 429 or (r.status_code == 503 and wait is not None):
             raise _Retry(UpstreamBusy(said, r.status_code, wait if wait is not None else self.backoff_s), wait)
         if r.status_code >= 500:
-            raise _Retry(UpstreamUnavailable(said))
+            raise _Retry(UpstreamBrokeOff(said))
         if r.status_code in (400, 413, 422):
             if is_context_error(message, code):
                 raise PromptTooLongError(f"upstream: {message}")

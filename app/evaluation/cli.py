@@ -29,7 +29,7 @@ import asyncio
 import json
 import sys
 
-from app.cli_args import positive_int, seed, temperature, writable_dir
+from app.cli_args import DefaultsHelpFormatter, positive_int, seed, temperature, writable_dir
 from app.config import default_model, model_problem
 from app.engines.factory import ENGINES
 from app.tasks import datasets
@@ -37,10 +37,12 @@ from app.tasks.synthetic import LEVELS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rise eval", description="Evaluate a model with RISE's metrics.")
+    ap = argparse.ArgumentParser(prog="rise eval", description="Evaluate a model with RISE's metrics.",
+                                 formatter_class=DefaultsHelpFormatter)
     ap.add_argument("--model", default=str(default_model()), help="an HF model directory (for --engine hf/vllm)")
     ap.add_argument("--dataset", choices=datasets.DATASETS, default="synthetic")
-    ap.add_argument("--level", choices=list(LEVELS), default="expert", help="synthetic difficulty (expert: the model cards' level)")
+    ap.add_argument("--level", choices=list(LEVELS), default="expert",
+                    help="synthetic and inverse difficulty (expert: the model cards' level)")
     ap.add_argument("--limit", type=positive_int, default=1000)
     ap.add_argument("--turns", type=positive_int, default=5)
     ap.add_argument("--seeds", type=seed, nargs="+", default=[0, 1], help="the sampling seeds to run (e.g. 0 1: two seeds)")
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rise eval: error: {e}", file=sys.stderr)
         return 2
     records = result.pop("records")
-    synthetic = a.dataset == "synthetic"
+    synthetic = a.dataset in datasets.GENERATED
     result.update(model=str(a.model), dataset=a.dataset, split=a.split,
                   problem_seed=a.problem_seed if synthetic else None, level=a.level if synthetic else None,
                   engine=a.engine)

@@ -8,6 +8,11 @@ each method is computed from its prefix. Fixed K and parallel N vote as RISE's m
 the earlier answer), with "tie-last" rows beside them; the early-stopping rules and confidence votes
 vote as the service does (ties to the later turn).
 
+Each row's accuracy and standard error are the model cards' (`paired.across_seeds`: per problem the
+mean over seeds, SE over problems, n = problems), and `vs_fixed` is its paired difference with fixed
+K = turns on the same problems and seeds (`paired.paired`): what a claim that a rule "matches K = 5"
+rests on. The 0/1 records per method, seed and problem go to compute_per_problem.json.
+
     rise eval --compute --limit 1000 --seeds 0 1 --out runs/compute     # compute.json, compute.png
 """
 
@@ -22,13 +27,14 @@ from tqdm import tqdm
 
 from app.answers.protocol import Checker
 from app.engines.base import Engine, PromptTooLongError, SamplingParams
-from app.evaluation.metrics import stat
+from app.evaluation import paired
 from app.refine import policy
 from app.refine.checks import InlineChecks
 from app.refine.loop import refine
 from app.refine.types import RefineConfig, Sample, Turn
 from app.refine.vote import tally
 
+RECORDS = "compute_per_problem.json"  # beside compute.json: 0/1 per method, seed and problem
 FORMS = ("mean", "tail", "min")
 THRESHOLDS = {"mean": (0.9, 0.93, 0.95, 0.97, 0.98, 0.99), "tail": (0.97, 0.98, 0.99, 0.995),
               "min": (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8)}
@@ -76,8 +82,14 @@ async def _vote(samples: Sequence[Sample], config: RefineConfig, checks) -> str 
     return winner
 
 
-async def evaluate_methods(runs: Sequence[Rollout], checker: Checker, turns: int, parallel: int) -> list[dict]:
-    """Rows {method, accuracy, se, tokens_per_problem, turns_per_problem} for every method."""
+async def evaluate_methods(runs: Sequence[Rollout], checker: Checker, turns: int, parallel: int,
+                           seeds: int = 1, records: dict | None = None) -> list[dict]:
+    """Rows {method, accuracy, se, n, seeds, vs_fixed, tokens_per_problem, turns_per_problem} for every
+    method. `runs` holds `seeds` rollouts of each problem, seed-major (every problem of the first seed,
+    then the next); `records`, when given, receives method -> one 0/1 list per seed."""
+    if seeds < 1 or len(runs) % seeds:
+        raise ValueError(f"{len(runs)} rollouts are not {seeds} seeds of the same problems")
+    width = len(runs) // seeds
     checks = InlineChecks(checker)
     methods: list[tuple[str, RefineConfig, str]] = []  # (name, config, source: "turns" | "parallel")
     for k in range(1, turns + 1):
@@ -101,7 +113,7 @@ async def evaluate_methods(runs: Sequence[Rollout], checker: Checker, turns: int
         methods.append((f"confidence-vote({form}) N={parallel}",
                         RefineConfig(max_turns=1, samples_per_turn=parallel, aggregation="confidence", confidence=form,
                                      **served), "parallel"))
-    rows = []
+    rows, per_seed = [], {}
     for name, config, source in methods:
         hits, tokens, used = [], [], []
         for r in runs:
@@ -109,10 +121,17 @@ async def evaluate_methods(runs: Sequence[Rollout], checker: Checker, turns: int
             hits.append(float(checker.equivalent(answer, r.reference)))
             tokens.append(spent)
             used.append(n_turns)
-        s = stat(hits)
-        rows.append({"method": name, "accuracy": s["mean"], "se": s["se"], "n": s["n"],
+        per_seed[name] = [hits[i * width:(i + 1) * width] for i in range(seeds)]
+        s = paired.across_seeds(per_seed[name]) if width else {"mean": 0.0, "se": None, "n": 0}
+        rows.append({"method": name, "accuracy": s["mean"], "se": s["se"], "n": s["n"], "seeds": seeds,
                      "tokens_per_problem": round(sum(tokens) / max(len(tokens), 1), 2),
                      "turns_per_problem": round(sum(used) / max(len(used), 1), 3)})
+    fixed = f"fixed K={turns}"
+    for row in rows:  # each rule against RISE's fixed K on the same problems and seeds
+        row["vs_fixed"] = {"against": fixed, **paired.paired(per_seed[row["method"]], per_seed[fixed])} if width \
+            else None
+    if records is not None:
+        records.update(per_seed)
     return rows
 
 
@@ -186,6 +205,7 @@ def run_compute(a, items, checker) -> int:
     from app.engines.base import EngineError
     from app.engines.factory import open_engine
     from app.engines.hf import ModelLoadError
+    from app.evaluation.paired import write_records
 
     async def go() -> list[dict]:
         engine = await open_engine(a.engine, a.model, device=a.device, max_batch_size=a.batch_size, base_url=a.base_url)
@@ -195,11 +215,12 @@ def run_compute(a, items, checker) -> int:
                 runs += await rollouts(engine, items, checker, turns=a.turns, parallel=a.parallel, seed=s,
                                        temperature=a.temperature, max_tokens=a.max_tokens, concurrency=a.concurrency,
                                        progress=not a.no_progress)
-            return await evaluate_methods(runs, checker, a.turns, a.parallel)
+            return await evaluate_methods(runs, checker, a.turns, a.parallel, seeds=len(a.seeds), records=methods)
         finally:
             await engine.aclose()
 
     started = time.monotonic()
+    methods: dict[str, list[list[float]]] = {}  # method -> one 0/1 list per seed
     try:
         rows = asyncio.run(go())
     except (ModelLoadError, EngineError) as e:
@@ -208,13 +229,19 @@ def run_compute(a, items, checker) -> int:
     result = {"model": str(a.model), "dataset": a.dataset, "split": a.split, "problem_seed": a.problem_seed,
               "level": a.level, "n_problems": len(items), "seeds": list(a.seeds), "turns": a.turns,
               "parallel": a.parallel, "temperature": a.temperature, "seconds": round(time.monotonic() - started, 1),
+              "statistics": "accuracy and se: per problem the mean over seeds, SE over problems (n = problems); "
+                            f"vs_fixed: the paired difference with fixed K={a.turns} on the same problems and seeds",
               "rows": rows, "pareto": [r["method"] for r in pareto(rows)]}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "compute.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_records(a.out, [it.question for it in items],
+                  {str(s): {m: v[i] for m, v in methods.items()} for i, s in enumerate(a.seeds)}, RECORDS)
     plot_compute(rows, a.out, f"{Path(str(a.model)).name}: {a.dataset} {a.split}, {len(items)} problems x "
                               f"{len(a.seeds)} seeds")
     width = max(len(r["method"]) for r in rows)
     for r in rows:
-        print(f"{r['method']:<{width}}  {100 * r['accuracy']:5.1f}% ± {100 * r['se']:.1f}  "
-              f"{r['tokens_per_problem']:7.1f} tokens  {r['turns_per_problem']:.2f} turns")
+        d = r["vs_fixed"] or {}
+        vs = f"{100 * d['diff']:+5.1f} ± {100 * d['se']:.1f} vs K={a.turns}" if d.get("se") else ""
+        print(f"{r['method']:<{width}}  {100 * r['accuracy']:5.1f}% ± {100 * (r['se'] or 0):.1f}  "
+              f"{r['tokens_per_problem']:7.1f} tokens  {r['turns_per_problem']:.2f} turns  {vs}")
     return 0

@@ -77,11 +77,12 @@ def problem_id(question: str) -> str:
     return hashlib.sha256(question.encode()).hexdigest()[:16]
 
 
-def write_records(out: Path, questions: Sequence[str], per_seed: PerSeed) -> Path:
-    """per_problem.json: problem ids in order, and per seed and metric a string of 0/1 per problem."""
+def write_records(out: Path, questions: Sequence[str], per_seed: PerSeed, name: str = RECORDS) -> Path:
+    """per_problem.json (or `name`): problem ids in order, and per seed and metric a string of 0/1 per
+    problem."""
     body = {"problem_ids": [problem_id(q) for q in questions],
             "seeds": {s: {k: "".join(_bit(x) for x in v) for k, v in m.items()} for s, m in per_seed.items()}}
-    path = out / RECORDS
+    path = out / name
     path.write_text(json.dumps(body, indent=1) + "\n")
     return path
 

@@ -11,12 +11,14 @@ The oracle only ever sees the model's answers: the reference never enters a prom
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import replace
 from typing import Callable, Sequence
 
 from app.answers.protocol import Checker
-from app.engines.base import Conversation, Engine, Message, PromptTooLongError
+from app import metrics
+from app.engines.base import CALL_SESSION, CALL_TURN, Conversation, Engine, EngineError, Message, PromptTooLongError
 from app.refine import policy
 from app.refine.checks import Checks, as_checks
 from app.refine.deadline import Deadline, as_deadline
@@ -26,6 +28,7 @@ from app.refine.types import RefineConfig, RefineResult, Sample, Turn
 from app.refine.vote import tally
 
 EventSink = Callable[[dict], None]
+log = logging.getLogger(__name__)
 
 
 class RefineTimeout(Exception):
@@ -41,23 +44,42 @@ async def refine(
     history: Sequence[Message] = (),
     on_event: EventSink | None = None,
     deadline: float | Deadline | None = None,
+    session: str | None = None,
+    turn_retries: int = 1,
 ) -> RefineResult:
     """Run up to `config.max_turns` turns on `question`.
 
     history: earlier messages (e.g. a system prompt) placed before the question in every prompt.
     on_event: receives {"type": "turn_start" | "delta" | "turn_end", ...} as the work happens:
-        `turn_start` only for a turn that runs (the engine took its prompt), `turn_end` names the
-        sample that went on (`chosen_sample`); a turn the deadline cuts short has no `turn_end`.
+        `turn_start` only for a turn that runs (the engine took its prompt), with the `feedback` its
+        prompt ends with (None on turn 1); `turn_end` names the sample that went on (`chosen_sample`)
+        and every sample's answer (`answers`); a turn the deadline cuts short has no `turn_end`.
     deadline: a `time.monotonic()` instant or a `Deadline` (which may be brought forward while the
         loop runs); past it the loop ends with the turns it finished.
     oracle: judges each sample (app/refine/oracles.py); a turn it could not check goes on as
         without an oracle, and its own feedback replaces `config.feedback` for the next turn.
     A later turn whose prompt no longer fits the model's context ends the loop the same way
     (`context_length`); a first turn that does not fit raises PromptTooLongError.
+    session: the refinement's id; engine calls see it (`CALL_SESSION`), and a remote engine derives
+        from it the session key that keeps each sample's turns on one upstream replica.
+    turn_retries: times a turn is run again, same prompt and seed, when the engine broke off
+        mid-turn (`EngineError.transient`), unless some of the turn already went to `on_event`
+        (a streamed delta is never taken back): counted in rise_turn_retries_total.
     """
+    token = CALL_SESSION.set(session)
+    try:
+        return await _refine(engine, question, checker, config, oracle, history, on_event, deadline, turn_retries)
+    finally:
+        CALL_SESSION.reset(token)
+
+
+async def _refine(engine: Engine, question: str, checker: Checker | Checks, config: RefineConfig,
+                  oracle: Oracle | LegacyOracle | None, history: Sequence[Message], on_event: EventSink | None,
+                  deadline: float | Deadline | None, turn_retries: int) -> RefineResult:
     if not question.strip():
         raise ValueError("question must not be empty")
     emit = on_event or (lambda _e: None)
+    retries = _Retries(turn_retries, live=on_event is not None)
     oracle = as_oracle(oracle)
     checks = as_checks(checker)
     deadline = as_deadline(deadline)
@@ -72,7 +94,8 @@ async def refine(
             turns[-1].feedback = next_feedback(question, turns[-1], config)
         prompt = build_prompt(question, turns, config, history)
         try:
-            turn = await _run_turn(engine, k, question, prompt, checks, config, oracle, emit, deadline, per_sample)
+            turn = await _run_turn(engine, k, question, prompt, checks, config, oracle, emit, deadline, per_sample,
+                                   retries)
         except asyncio.TimeoutError:
             if not turns:
                 raise RefineTimeout("the deadline passed before the first turn finished") from None
@@ -119,9 +142,39 @@ def next_feedback(question: str, turn: Turn, config: RefineConfig) -> str:
     return own if own is not None else render_feedback(config.feedback, question)
 
 
+class _Retries:
+    """What a refinement may still spend on turns run again (`turn_retries` per turn); `live`: its
+    events reach a client, so a turn that emitted any is never run again."""
+
+    def __init__(self, per_turn: int, live: bool) -> None:
+        self.per_turn, self.live = per_turn, live
+
+    def allow(self, error: EngineError, attempt: int, shown: bool) -> bool:
+        return error.transient and attempt < self.per_turn and not (self.live and shown)
+
+
+async def _generate(engine: Engine, prompt: Conversation, params, on_delta, deadline: Deadline | None,
+                    retries: _Retries | None, shown: list) -> list:
+    """The turn's completions; the engine call run again (same prompt, same seed) while `retries`
+    allows it. `shown` is non-empty once a delta of the turn went out."""
+    attempt = 0
+    while True:
+        call = engine.generate([prompt], params, on_delta)
+        try:
+            [completions] = await (call if deadline is None else deadline.run(call))
+            return completions
+        except EngineError as e:
+            if retries is None or not retries.allow(e, attempt, bool(shown)):
+                raise
+            attempt += 1
+            shown.clear()
+            metrics.TURN_RETRIES.labels(engine.info.model_name).inc()
+            log.warning("turn broke off (%s); running it again (%d of %d)", e, attempt, retries.per_turn)
+
+
 async def _run_turn(engine: Engine, k: int, question: str, prompt: Conversation, checks: Checks, config: RefineConfig,
                     oracle: Oracle | None, emit: EventSink, deadline: Deadline | None,
-                    max_tokens: int | None = None) -> Turn:
+                    max_tokens: int | None = None, retries: _Retries | None = None) -> Turn:
     params = config.sampling
     seed = None if params.seed is None else params.seed + 1000 * (k - 1)
     params = replace(params, n=config.samples_per_turn, seed=seed, logprobs=params.logprobs or config.wants_logprobs,
@@ -134,14 +187,18 @@ async def _run_turn(engine: Engine, k: int, question: str, prompt: Conversation,
         none): a prompt the engine refuses (too long for the context) announces no turn."""
         if not first:
             first.append(time.monotonic() - start)
-            emit({"type": "turn_start", "turn": k})
+            # the feedback this turn's prompt ends with (the previous turn's; none before turn 1)
+            emit({"type": "turn_start", "turn": k, "feedback": prompt[-1]["content"] if k > 1 else None})
 
     def on_delta(_i: int, j: int, text: str) -> None:
         announce()
         emit({"type": "delta", "turn": k, "sample": j, "text": text})
 
-    call = engine.generate([prompt], params, on_delta)
-    [completions] = await (call if deadline is None else deadline.run(call))
+    turn_token = CALL_TURN.set(k)  # the engine may count its work by turn
+    try:
+        completions = await _generate(engine, prompt, params, on_delta, deadline, retries, first)
+    finally:
+        CALL_TURN.reset(turn_token)
     ttft = first[0] if first else None  # None: the engine streamed no tokens
     announce()
     answers = [None if _cut_mid_number(c) else a
@@ -154,7 +211,8 @@ async def _run_turn(engine: Engine, k: int, question: str, prompt: Conversation,
                               c.token_logprobs, c.token_texts, feedback=v.feedback))
     turn = Turn(k, samples, await _choose(samples, checks, config), time.monotonic() - start, ttft)
     emit({"type": "turn_end", "turn": k, "answer": turn.answer, "correct": turn.correct, "chosen_sample": turn.chosen,
-          "latency_s": round(turn.latency_s, 4), "confidence": samples[turn.chosen].confidence})
+          "latency_s": round(turn.latency_s, 4), "confidence": samples[turn.chosen].confidence,
+          "answers": [s.answer for s in samples]})
     return turn
 
 

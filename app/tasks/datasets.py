@@ -1,6 +1,9 @@
 """Problem sources for evaluation and training: the synthetic generator and the benchmark files in
 `RISE_DATA_DIR` (default `../shared/data`: GSM8K train/test, MATH-500 test).
 
+`inverse` is the synthetic task's second family (the end of a chain given, its start asked:
+`app/tasks/inverse.py`), with the same splits, seeds, level names and answer format.
+
 Splits: synthetic has train, validation and test (disjoint by structure, `app/tasks/synthetic.py`),
 each with its own default problem seed so that tuning on validation never draws the test problems'
 sequence; GSM8K has train and test; MATH-500 test only. Choose settings on validation; cards report test.
@@ -14,11 +17,12 @@ import json
 import os
 from pathlib import Path
 
-from app.tasks import synthetic
+from app.tasks import inverse, synthetic
 
-DATASETS = ("synthetic", "gsm8k", "math500")
-FAMILY = {"synthetic": "synthetic", "gsm8k": "gsm8k", "math500": "math"}
-SPLITS = {"synthetic": synthetic.SPLITS, "gsm8k": ("train", "test"), "math500": ("test",)}
+DATASETS = ("synthetic", "inverse", "gsm8k", "math500")
+GENERATED = {"synthetic": synthetic, "inverse": inverse}  # drawn by seed and level, not read from a file
+FAMILY = {"synthetic": "synthetic", "inverse": "synthetic", "gsm8k": "gsm8k", "math500": "math"}
+SPLITS = {"synthetic": synthetic.SPLITS, "inverse": inverse.SPLITS, "gsm8k": ("train", "test"), "math500": ("test",)}
 ALL_SPLITS = ("train", "validation", "test")
 # synthetic: the problem seed used when none is given (validation's differs from test's)
 DEFAULT_PROBLEM_SEED = {"test": 1234, "validation": 4321, "train": 1234}
@@ -44,9 +48,10 @@ def load(name: str, split: str = "test", limit: int | None = None, seed: int | N
          level: str = "medium") -> list[tuple[str, str]]:
     """(question, reference answer) pairs; `seed` draws the synthetic problems (None: the split's default)."""
     check_split(name, split)
-    if name == "synthetic":
+    if name in GENERATED:
         seed = default_problem_seed(split) if seed is None else seed
-        probs = synthetic.problems(seed, limit or 1000, synthetic.LEVELS[level], split)
+        family = GENERATED[name]
+        probs = family.problems(seed, limit or 1000, family.LEVELS[level], split)
         return [(p.question, p.answer) for p in probs]
     if name == "gsm8k":
         rows = _jsonl(data_dir() / "gsm8k" / f"{split}.jsonl", limit)

@@ -23,7 +23,8 @@ from app.tasks.registry import TASKS, Task
 # name: (file under RISE_DATA_DIR, question field, answer field, worked-solution field, task)
 BUILTIN = {"gsm8k": ("gsm8k/train.jsonl", "question", "answer", "answer", "gsm8k"),
            "math500": ("math500/test.jsonl", "problem", "answer", "solution", "math")}
-SPECS = ("synthetic", *BUILTIN, "jsonl:PATH")
+SPECS = ("synthetic", "inverse", *BUILTIN, "jsonl:PATH")
+GENERATED = ("synthetic", "inverse")  # the synthetic task's generated families (app/tasks/datasets.py)
 
 
 class DatasetError(ValueError):
@@ -41,8 +42,8 @@ class Question:
 
 
 def parse_spec(spec: str) -> tuple[str, Path | None]:
-    """('synthetic' | 'gsm8k' | 'math500' | 'jsonl', the file or None) of a `--dataset` value."""
-    if spec in ("synthetic", *BUILTIN):
+    """('synthetic' | 'inverse' | 'gsm8k' | 'math500' | 'jsonl', the file or None) of a `--dataset` value."""
+    if spec in (*GENERATED, *BUILTIN):
         return spec, None
     if spec.startswith("jsonl:") and spec[6:]:
         return "jsonl", Path(spec[6:])
@@ -51,7 +52,7 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
 
 def builtin_task(name: str) -> str | None:
     """The task a built-in dataset is scored by (None for a user's file: --task names it)."""
-    return "synthetic" if name == "synthetic" else BUILTIN[name][4] if name in BUILTIN else None
+    return "synthetic" if name in GENERATED else BUILTIN[name][4] if name in BUILTIN else None
 
 
 def read_builtin(name: str, task: Task) -> list[Question]:

@@ -6,7 +6,9 @@ scores with), the rule that reads a dataset's answer field as a reference (a fie
 read is a mismatch, refused with a message), and what only some tasks have: a step check (the
 synthetic task can tell a right answer reached by wrong steps) and an exact solver (it writes the
 minimal correction of an attempt). Both apply only to the task's own generated problems; a row of a
-file has no steps to check.
+file has no steps to check. The synthetic task's generated problems come in two families with its
+answer format: forward chains (`app/tasks/synthetic.py`) and inverse ones (`app/tasks/inverse.py`,
+the `inverse` dataset); its step check and solver dispatch on the problem's family.
 
     from app.tasks.registry import get_task
     get_task("gsm8k").reference("Natalia sold ... #### 72")   # '72'
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from app.answers.checker import FAMILIES, AnswerChecker, get_checker, parse_answer
-from app.tasks import synthetic
+from app.tasks import inverse, synthetic
 
 _INTEGER = re.compile(r"-?\d[\d,]*")
 
@@ -79,13 +81,21 @@ def _math_reference(text: str) -> str | None:
     return gold if gold and parse_answer(gold) else None
 
 
+def _family(problem: object):
+    """The generator module of a generated problem (forward or inverse), None for a file's row."""
+    return synthetic if isinstance(problem, synthetic.Problem) else inverse if isinstance(problem, inverse.Problem) \
+        else None
+
+
 def _synthetic_steps(problem: object, text: str) -> bool:
     """The step check of a generated problem (a file's row has no steps to check)."""
-    return synthetic.check_steps(problem, text) if isinstance(problem, synthetic.Problem) else True
+    family = _family(problem)
+    return family.check_steps(problem, text) if family else True
 
 
 def _synthetic_solver(problem: object, attempt: str) -> str | None:
-    return synthetic.minimal_correction(problem, attempt) if isinstance(problem, synthetic.Problem) else None
+    family = _family(problem)
+    return family.minimal_correction(problem, attempt) if family else None
 
 
 TASKS: dict[str, Task] = {

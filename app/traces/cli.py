@@ -13,6 +13,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from app.cli_args import DefaultsHelpFormatter
+
 
 def since_time(text: str) -> float:
     try:
@@ -55,7 +57,8 @@ def out_file(text: str) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rise traces export", description="Write stored refinements as JSON lines.")
+    ap = argparse.ArgumentParser(prog="rise traces export", description="Write stored refinements as JSON lines.",
+                                 formatter_class=DefaultsHelpFormatter)
     ap.add_argument("--url", type=store_url, required=True, help="the store's SQLAlchemy URL (RISE_TRACES_URL)")
     ap.add_argument("--out", type=out_file, required=True, help="the .jsonl file to write")
     ap.add_argument("--labelled-only", action="store_true",

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli_args import (model_dir, non_negative_float, non_negative_int, positive_float, positive_int, readable_file,
-                          seed, temperature, writable_dir)
+from app.cli_args import (DefaultsHelpFormatter, model_dir, non_negative_float, non_negative_int, positive_float,
+                          positive_int, readable_file, seed, temperature, writable_dir)
 from app.engines.factory import ENGINES
 from app.tasks import files, synthetic
 from app.tasks.registry import NAMES, get_task
-from app.training import synthetic_recipe
+from app.training import lora, synthetic_recipe
 from app.training.collect import SOURCES
 from app.training.criteria import CRITERIA
 
 
+BASE_SHAPES = ("single", "fix", "fix2", "keep")  # app/training/base.py's SHAPES (not imported: it imports torch)
+
+
 def base_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rise train base",
-                                 description="Train a base model on synthetic problems in the refinement format.")
+                                 description="Train a base model on synthetic problems in the refinement format.",
+                                 formatter_class=DefaultsHelpFormatter)
     ap.add_argument("--out", type=writable_dir, required=True)
     ap.add_argument("--size", choices=["tiny", "small", "base"], default="base")
     ap.add_argument("--steps", type=positive_int, default=2000)
@@ -36,6 +40,12 @@ def base_parser() -> argparse.ArgumentParser:
     ap.add_argument("--init", type=model_dir, default=None, help="continue from this checkpoint instead of a fresh model")
     ap.add_argument("--levels", nargs="+", choices=list(synthetic.LEVELS), default=None,
                     help="difficulty mix (repeat a name to weight it; default: every level once)")
+    ap.add_argument("--dataset", choices=files.GENERATED, default="synthetic",
+                    help="the problems: forward chains (synthetic) or inverse ones (app/tasks/inverse.py; with "
+                         "--init, a fine-tune of a base model on the new task)")
+    ap.add_argument("--shapes", nargs="+", choices=BASE_SHAPES, default=None,
+                    help="conversation shapes to train (default: the base recipe's mix of all four; single: the "
+                         "first turn only)")
     return ap
 
 
@@ -46,6 +56,7 @@ def parse_base(argv: list[str] | None) -> argparse.Namespace:
 def rise_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="rise train rise", description="RISE iterations: collect, fine-tune, evaluate.",
+        formatter_class=DefaultsHelpFormatter,
         epilog="A task's own knobs (the synthetic task's levels, re-check recipe) go in --recipe: "
                "app/training/synthetic_recipe.py lists them.")
     ap.add_argument("--model", type=model_dir, required=True, help="the starting model (HF directory)")
@@ -71,7 +82,8 @@ def rise_parser() -> argparse.ArgumentParser:
                            "trace scored with the task it was served under: its served turns are the first "
                            "iteration's rollouts (app/training/from_traces.py)")
     data.add_argument("--recipe", default=None, metavar="JSON|FILE",
-                      help="the dataset's task recipe, as JSON or a JSON file (synthetic only: levels, re-check knobs)")
+                      help="the dataset's task recipe, as JSON or a JSON file (synthetic: levels, re-check knobs; "
+                           "inverse: levels only)")
     src = ap.add_argument_group("improved turns")
     src.add_argument("--source", choices=SOURCES, default="self",
                      help="self: best-of-N of the model; teacher: best-of-N of --teacher; solver/recheck: the task's "
@@ -80,6 +92,10 @@ def rise_parser() -> argparse.ArgumentParser:
                      help="which turns of a trajectory train (app/training/criteria.py): all; better (than the turn "
                           "before); best (so far); success (right turns only)")
     src.add_argument("--best-of", type=positive_int, default=16, help="N for self-distillation / teacher sampling")
+    src.add_argument("--single-turn", action="store_true",
+                     help="rejection-sampling fine-tuning, the one-turn baseline: per question --best-of samples of "
+                          "turn 1 on the bare question, and each right one trains as question -> answer (no "
+                          "feedback, no second turn; --source self or teacher)")
     src.add_argument("--teacher", default=None, help="teacher model directory (--teacher-engine hf or vllm)")
     src.add_argument("--teacher-engine", choices=ENGINES, default=None,
                      help="how the teacher runs (default: openai with --teacher-base-url, else hf)")
@@ -114,6 +130,10 @@ def rise_parser() -> argparse.ArgumentParser:
                       help="the frozen model --anchor keeps close to (default: --model)")
     roll.add_argument("--device", default=None)
     roll.add_argument("--seed", type=seed, default=0)
+    roll.add_argument("--max-examples", type=positive_int, default=None,
+                      help="train on at most this many collected examples per iteration (a random subset, before "
+                           "replay is added): another run's count, for a same-data baseline")
+    lora.add_args(ap)
     return ap
 
 
@@ -122,6 +142,7 @@ def parse_rise(argv: list[str] | None) -> argparse.Namespace:
     input is refused here, exit 2 and a message, before any model loads."""
     ap = rise_parser()
     a = ap.parse_args(argv)
+    lora.check(ap, a)
     _check_teacher(ap, a)
     if a.from_traces is not None:
         _check_traces(ap, a)
@@ -175,22 +196,38 @@ def _check_data(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     a.task = a.task or own
     a.eval_task, a.traced = a.task, None
     task = get_task(a.task)
-    if a.recipe is not None and name != "synthetic":
+    if a.single_turn and a.source not in ("self", "teacher"):
+        ap.error(f"--single-turn samples the model (or --teacher) on the bare question; --source {a.source} "
+                 "writes targets without sampling: use --source self or teacher")
+    if a.recipe is not None and name not in files.GENERATED:
         ap.error(f"--recipe holds the synthetic task's own knobs; --dataset {a.dataset} has none")
-    if a.source in ("solver", "recheck") and name != "synthetic":
-        ap.error(f"--source {a.source} needs the task's exact solver and its own problems (--dataset synthetic); "
+    if name == "inverse" and a.source == "recheck":
+        ap.error("--source recheck needs the forward problems of --dataset synthetic; --dataset inverse has an exact "
+                 "solver: use --source self, teacher or solver")
+    if a.source in ("solver", "recheck") and name not in files.GENERATED:
+        ap.error(f"--source {a.source} needs the task's exact solver and its own problems (--dataset synthetic or "
+                 f"inverse); "
                  f"--dataset {a.dataset} (task {a.task}) has none: use --source self or teacher")
     try:
-        a.recipe = synthetic_recipe.load_recipe(a.recipe) if name == "synthetic" else None
+        a.recipe = synthetic_recipe.load_recipe(a.recipe) if name in files.GENERATED else None
         if name == "synthetic":
             a.train_set = None  # drawn afresh each iteration
+        elif name == "inverse":  # a fixed pool, the same for every run with these counts and levels
+            if set(a.recipe.model_dump(exclude_defaults=True)) - {"level"}:
+                raise ValueError("--dataset inverse takes only 'level' (the others are the forward task's knobs)")
+            a.train_set = synthetic_recipe.inverse_set(a.recipe, a.problems * a.iterations, "train")
+            if a.eval_limit and not a.eval:  # its held-out slice is the validation split, as synthetic's
+                a.eval_set = synthetic_recipe.inverse_set(a.recipe, a.eval_limit, "validation")
         elif path is None:
             a.train_set = files.read_builtin(name, task)
         else:
             a.train_set = files.read_questions(path, task, a.question_field, a.answer_field)
-        a.eval_set = files.read_questions(a.eval, task, a.question_field, a.answer_field) if a.eval else None
+        if a.eval or name != "inverse":
+            a.eval_set = files.read_questions(a.eval, task, a.question_field, a.answer_field) if a.eval else None
+        elif not a.eval_limit:
+            a.eval_set = None
     except ValueError as e:
-        ap.error(f"--recipe: {e}" if name == "synthetic" and not isinstance(e, DatasetError) else str(e))
+        ap.error(f"--recipe: {e}" if name in files.GENERATED and not isinstance(e, DatasetError) else str(e))
     if a.eval_set is None and a.eval_limit and a.train_set is not None:
         if a.eval_limit >= len(a.train_set):
             ap.error(f"--eval-limit {a.eval_limit} holds out every question of the dataset ({len(a.train_set)}); "
@@ -206,6 +243,9 @@ def _check_traces(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
 
     if a.source not in ("self", "teacher"):
         ap.error("--from-traces takes --source self or teacher (the other sources need generated problems)")
+    if a.single_turn:
+        ap.error("--from-traces: the traces' served turns are the rollouts; --single-turn samples a dataset's "
+                 "questions afresh: give --dataset")
     if a.dataset is not None or a.recipe is not None:
         ap.error("--from-traces replaces --dataset (and its --recipe): give one of them")
     if a.eval_limit and a.eval is None:

@@ -11,6 +11,10 @@ Each wrong turn gets an improved response from a source:
 - `solver`  the task's exact solver writing the minimal correction (tasks that have one: synthetic);
 - `recheck` the synthetic task's re-check recipe (`app/training/synthetic_recipe.py`).
 
+With `single_turn` (`rise train rise --single-turn`, the rejection-sampling one-turn baseline) there
+is no rollout and no second turn: best-of-N samples of turn 1 on the bare question, and each right
+one is a single-turn example (question -> answer) weighted as a right turn.
+
 When no sample is right, the best one (highest reward) is the improved turn, and the criterion
 decides whether it is trained (`app/training/criteria.py`: `all` keeps it at exp(0/τ) = 1, `success`
 drops it). Samples whose final answer is right but whose steps are wrong ("lucky") score 0
@@ -52,6 +56,7 @@ class CollectConfig:
     criterion: str = "all"
     later: float = 0.0  # recheck (the synthetic recipe): extra conversations per problem whose attempt is a re-check
     later_wrong: float = 0.4  # recheck: the share of those whose re-check has a slip
+    single_turn: bool = False  # rejection sampling: right first-turn samples only, no second turn
 
 
 @dataclass
@@ -144,6 +149,8 @@ async def _collect_one(engine, teacher, p, task: Task, cfg: CollectConfig, stats
         from app.training.synthetic_recipe import collect_recheck
 
         return await collect_recheck(engine, p, task.checker, cfg, stats, seed)
+    if cfg.single_turn:
+        return await rejection_samples(teacher if cfg.source == "teacher" else engine, task, p, cfg, stats, seed)
     sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
     run = await refine(engine, p.question, task.checker,
                        RefineConfig(max_turns=cfg.turns, window="last", sampling=sampling),
@@ -155,6 +162,25 @@ async def _collect_one(engine, teacher, p, task: Task, cfg: CollectConfig, stats
     stats.turn1_correct += int(bool(run.turns[0].correct))
     source = teacher if cfg.source == "teacher" else engine
     return await improve_turns(source, task, p, [t.text for t in run.turns], cfg, stats, seed)
+
+
+async def rejection_samples(source: Engine, task: Task, p, cfg: CollectConfig, stats: CollectStats,
+                            seed: int) -> list[Example]:
+    """Best-of-N samples of turn 1 on the bare question; each right one is a single-turn example."""
+    params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, n=cfg.best_of, seed=seed)
+    [samples] = await source.generate([[{"role": "user", "content": p.question}]], params)
+    rewards = [score(task, p, s.text, stats) for s in samples]
+    stats.turns += len(samples)
+    stats.turn1_correct += int(rewards[0] == 1)
+    stats.by_turn_correct["t1"] = stats.by_turn_correct.get("t1", 0) + sum(r == 1 for r in rewards)
+    examples = []
+    for s, r in zip(samples, rewards):
+        if r == 1:
+            stats.kept_correct += 1
+            examples.append(trajectory(p.question, [s.text], [1], cfg, stats))
+        else:
+            stats.wrong_turns += 1
+    return examples
 
 
 async def improve_turns(source: Engine, task: Task, p, attempts: list[str], cfg: CollectConfig, stats: CollectStats,

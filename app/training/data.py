@@ -50,20 +50,33 @@ def collate(examples: Sequence[tuple], pad_id: int) -> dict[str, torch.Tensor]:
 
 def weighted_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Σ w·CE / Σ w over next-token predictions (the exp(r/τ)-weighted SFT objective)."""
+    num, den = weighted_sums(logits, batch)
+    return num / den.clamp(min=1e-6)
+
+
+def weighted_sums(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ w·CE and Σ w (a share of a batch adds its sums to the other shares')."""
     targets = batch["input_ids"][:, 1:]
     ce = torch.nn.functional.cross_entropy(
         logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
     ).view_as(targets)
     w = batch["weights"]
-    return (ce * w).sum() / w.sum().clamp(min=1e-6)
+    return (ce * w).sum(), w.sum()
 
 
 def anchored_loss(logits: torch.Tensor, reference_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Σ a·KL(reference ‖ model) / Σ a over next-token predictions weighted by `batch["anchor"]`: keeps
     the model's distribution where it was (e.g. turn 1 while RISE teaches later turns), with the whole
     next-token distribution as the target rather than one sampled token."""
+    num, den = anchored_sums(logits, reference_logits, batch)
+    return num / den.clamp(min=1e-6)
+
+
+def anchored_sums(logits: torch.Tensor, reference_logits: torch.Tensor,
+                  batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ a·KL(reference ‖ model) and Σ a."""
     a = batch["anchor"]
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     ref = torch.log_softmax(reference_logits[:, :-1].float(), dim=-1)
     kl = (ref.exp() * (ref - logp)).sum(-1)
-    return (kl * a).sum() / a.sum().clamp(min=1e-6)
+    return (kl * a).sum(), a.sum()

@@ -7,6 +7,10 @@ scored by the task's checker (the one the server uses).
     rise train rise --model M --out O --dataset jsonl:train.jsonl --task gsm8k --eval dev.jsonl \\
         --source teacher --teacher-base-url http://127.0.0.1:8001/v1 --teacher-model big       # user data
     rise train rise --model models/rise-synth --out /tmp/t --from-traces data.jsonl --iterations 1  # served traffic
+    rise train rise --model models/base-synth --out /tmp/l --lora-r 8 --iterations 1   # a LoRA adapter (app/training/lora.py)
+
+It ends with one line: problems, conversations trained, loss, evaluation before and after, time,
+where the result was written and the command that serves it.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ import torch
 from tqdm import tqdm
 
 from app.training.args import parse_rise
+from app.training import lora
 from app.training.base import save
 from app.training.collect import CollectConfig, collect, weight
 from app.training.data import collate, encode_example
 from app.training.from_traces import collect_traces
 from app.training.sft import TrainConfig, train
 
-PRIVATE = ("train_set", "eval_set", "traced", "teacher_api_key")  # not written to training.json
+PRIVATE = ("train_set", "eval_set", "traced", "teacher_api_key", "eval_start")  # not written to training.json
 
 
 class TeacherError(RuntimeError):
@@ -42,19 +47,43 @@ def main(argv: list[str] | None = None) -> int:
     from app.engines.base import EngineError
 
     a = parse_rise(argv)
+    t0 = time.monotonic()
     try:
         history = asyncio.run(run(a))
-    except (EngineError, TeacherError) as e:  # a teacher endpoint that does not answer, a model that does not load
+    except (EngineError, TeacherError, lora.LoraError) as e:  # a teacher that does not answer, a model that does not load
         print(f"rise train rise: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(history[-1], indent=2))
+    print(summary(a, history, time.monotonic() - t0))
     return 0
+
+
+def summary(a: argparse.Namespace, history: list[dict], seconds: float) -> str:
+    """The run in one line: problems, conversations trained, loss first -> last, the evaluation before
+    -> after (`OUT/training.json`'s eval_start and the last iteration's), time, and what was written
+    where, with the command that serves it."""
+    losses = [x for h in history for x in h["train"].get("loss_curve", [])]
+    parts = [f"{sum(h['collect']['problems'] for h in history)} problems",
+             f"{sum(h['collect']['examples'] for h in history)} conversations trained"]
+    if losses:
+        parts.append(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    start, end = getattr(a, "eval_start", None), history[-1].get("eval")
+    if start and end:
+        key = f"m1@t{a.turns}" if f"m1@t{a.turns}" in end else next(iter(end))
+        parts.append(f"{key} {start[key]:.3f} -> {end[key]:.3f} on {end['n']} eval questions"
+                     + (f", p1@t1 {start['p1@t1']:.3f} -> {end['p1@t1']:.3f}" if "p1@t1" in end else ""))
+    parts.append(f"{seconds:.0f} s")
+    out = a.out.resolve()
+    if a.lora_r and not a.merge:
+        wrote = f"adapter in {out}; serve: rise serve --model {Path(a.model).resolve()} --lora {out.name}={out}"
+    else:
+        wrote = f"model in {out}; serve: rise serve --model {out}"
+    return f"rise train rise: {', '.join(parts)}; {wrote}"
 
 
 async def run(a: argparse.Namespace) -> list[dict]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from app.engines.factory import open_engine
     from app.tasks.registry import get_task
     from app.training import synthetic_recipe
 
@@ -69,14 +98,19 @@ async def run(a: argparse.Namespace) -> list[dict]:
     a.out.mkdir(parents=True, exist_ok=True)
     # the frozen model --anchor keeps replayed turns close to: the same every iteration, loaded once
     reference = AutoModelForCausalLM.from_pretrained(a.anchor_model or a.model, dtype=torch.float32) if a.anchor else None
+    if a.lora_r:
+        lora.check_targets(a.model, a)
+    items = _eval_items(a)
+    a.eval_start = await _evaluate(a.model, a, items) if items else None  # the starting model, for the summary
     try:
         for it in range(1, a.iterations + 1):
             t0 = time.monotonic()
             questions = _questions(a, rng)
-            engine = await open_engine(a.engine, str(current), device=a.device, max_batch_size=a.engine_batch)
+            engine = await _open(a, current)
             cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature,
                                 max_tokens=a.max_tokens, tau=a.tau, seed=a.seed * 100 + it, criterion=a.criterion,
-                                later=recipe.later if recipe else 0.0, later_wrong=recipe.later_wrong if recipe else 0.4)
+                                later=recipe.later if recipe else 0.0, later_wrong=recipe.later_wrong if recipe else 0.4,
+                                single_turn=a.single_turn)
             try:
                 with tqdm(total=len(questions), desc=f"collect {it}", mininterval=15) as bar:
                     if a.traced is not None:  # served traffic: its turns are the first iteration's rollouts
@@ -88,9 +122,14 @@ async def run(a: argparse.Namespace) -> list[dict]:
             t_collect = time.monotonic() - t0
 
             tokenizer = AutoTokenizer.from_pretrained(current)
-            model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
+            if a.lora_r:  # the adapter trains (the last iteration's, from the 2nd on), the model stays frozen
+                model = lora.trainable(a.model, current if lora.is_adapter(current) else None, a)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
             if a.source == "recheck":
                 examples += synthetic_recipe.solver_written(rng, a.problems, recipe, a.tau)
+            if a.max_examples and len(examples) > a.max_examples:  # another run's count (a same-data baseline)
+                examples = rng.sample(examples, a.max_examples)
             # recheck: replay first turns only (after feedback the model now re-checks instead)
             replay = _replay(a, rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
             encoded = [encode_example(tokenizer, m, w) for m, w in examples]
@@ -102,10 +141,12 @@ async def run(a: argparse.Namespace) -> list[dict]:
             batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
             summary = train(model, batches, tcfg, device, reference, a.anchor) if encoded else {"steps": 0}
             step_dir = a.out / f"iter-{it}"
-            save(model, tokenizer, step_dir)
+            if a.lora_r:
+                lora.save_adapter(model, tokenizer, step_dir, a.model)
+            else:
+                save(model, tokenizer, step_dir)
             record = {"iteration": it, "source": a.source, "collect": asdict(stats),
                       "train": summary, "collect_s": round(t_collect, 1), "seconds": round(time.monotonic() - t0, 1)}
-            items = _eval_items(a)
             if items:
                 record["eval"] = await _evaluate(step_dir, a, items)
             history.append(record)
@@ -114,11 +155,14 @@ async def run(a: argparse.Namespace) -> list[dict]:
     finally:
         if teacher:
             await teacher.aclose()
-    for f in current.iterdir():  # the last iteration is the result
-        shutil.copy2(f, a.out / f.name)
+    if a.merge:  # the last iteration's adapter merged into the model is the result
+        lora.merge(a.model, current, a.out)
+    else:
+        for f in current.iterdir():  # the last iteration is the result
+            shutil.copy2(f, a.out / f.name)
     args = {k: (v.model_dump() if hasattr(v, "model_dump") else str(v)) for k, v in vars(a).items() if k not in PRIVATE}
-    (a.out / "training.json").write_text(json.dumps({"recipe": "rise", "args": args, "iterations": history},
-                                                    indent=2) + "\n")
+    (a.out / "training.json").write_text(json.dumps({"recipe": "rise", "args": args, "eval_start": a.eval_start,
+                                                     "iterations": history}, indent=2) + "\n")
     return history
 
 
@@ -135,6 +179,16 @@ async def _open_teacher(a: argparse.Namespace):
         return await open_engine(a.teacher_engine, str(a.teacher), device=a.device, max_batch_size=a.engine_batch)
     except EngineError as e:
         raise TeacherError(f"the teacher: {e}") from None
+
+
+async def _open(a: argparse.Namespace, model: Path):
+    """An engine on a model directory, or on --model running an adapter directory (LoRA iterations)."""
+    from app.engines.adapters import open_adapter
+    from app.engines.factory import open_engine
+
+    if lora.is_adapter(model):
+        return await open_adapter(a.engine, a.model, model, device=a.device, max_batch_size=a.engine_batch)
+    return await open_engine(a.engine, str(model), device=a.device, max_batch_size=a.engine_batch)
 
 
 def _questions(a: argparse.Namespace, rng: random.Random) -> list:
@@ -189,12 +243,11 @@ def _eval_items(a: argparse.Namespace) -> list:
 async def _evaluate(model_dir: Path, a: argparse.Namespace, items: list) -> dict:
     """`rise eval`'s metrics (one seed) on the held-out questions, scored by the task's checker
     (never the test split of synthetic: settings are chosen here; model cards use `rise eval`)."""
-    from app.engines.factory import open_engine
     from app.evaluation.runner import EvalConfig, evaluate
     from app.tasks.registry import get_task
 
     checker = get_task(a.eval_task).checker
-    engine = await open_engine(a.engine, str(model_dir), device=a.device, max_batch_size=a.engine_batch)
+    engine = await _open(a, Path(model_dir))
     try:
         result = await evaluate(engine, items, checker, EvalConfig(turns=a.turns, seeds=(0,), temperature=a.temperature,
                                                                    max_tokens=a.max_tokens), progress=False)

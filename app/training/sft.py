@@ -13,7 +13,7 @@ from typing import Iterator
 import torch
 from tqdm import tqdm
 
-from app.training.data import anchored_loss, weighted_loss
+from app.training.data import anchored_loss, anchored_sums, weighted_loss
 
 
 @dataclass
@@ -29,9 +29,12 @@ class TrainConfig:
 
 
 def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, device: torch.device,
-          reference: torch.nn.Module | None = None, anchor: float = 0.0) -> dict:
+          reference: torch.nn.Module | None = None, anchor: float = 0.0, accelerator=None) -> dict:
     """Train in place; returns a summary (steps, tokens, seconds, last losses). With a frozen
-    `reference` model, `anchor` times the KL to it on the batch's anchor-weighted tokens is added."""
+    `reference` model, `anchor` times the KL to it on the batch's anchor-weighted tokens is added.
+    With an Accelerate `accelerator` of several processes (app/training/distributed.py), each
+    process takes its share of every (global) batch and DDP averages the gradients, each share's
+    loss scaled so that the step equals one process's step on the whole batch."""
     model.to(device).train()
     if reference is not None:
         reference.to(device).eval().requires_grad_(False)
@@ -42,6 +45,12 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda",
     )
     use_bf16 = bf16_autocast(device)
+    shard = None
+    if accelerator is not None and accelerator.num_processes > 1:
+        from app.training.distributed import Shard
+
+        shard = Shard(accelerator)
+        model, opt = accelerator.prepare(model, opt)
     start = time.monotonic()
     step, tokens, losses = 0, 0, []
     bar = tqdm(total=cfg.steps if cfg.minutes is None else None, desc="train", mininterval=15)
@@ -52,22 +61,30 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         lr = cfg.lr * _schedule(step, progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
+        if shard is not None:
+            batch = shard.take(batch)
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = weighted_loss(logits, batch)
-        if reference is not None and anchor and "anchor" in batch and batch["anchor"].any():
+        loss = weighted_loss(logits, batch) if shard is None else shard.loss(logits, batch)
+        # several processes: every one runs the term (its sums are reduced across them), even with none of its own
+        if reference is not None and anchor and "anchor" in batch and (shard is not None or batch["anchor"].any()):
             with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 ref_logits = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = loss + anchor * anchored_loss(logits, ref_logits, batch)
+            loss = loss + anchor * (anchored_loss(logits, ref_logits, batch) if shard is None else
+                                     shard.mean(*anchored_sums(logits, ref_logits, batch)))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if shard is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        else:
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
-        tokens += int(batch["attention_mask"].sum())
+        tokens += int(batch["attention_mask"].sum()) * (1 if shard is None else accelerator.num_processes)
         if step % cfg.log_every == 0 or step == 1:
-            losses.append(round(loss.item(), 4))
+            losses.append(round(loss.item() if shard is None else shard.global_loss, 4))
             bar.set_postfix(loss=losses[-1], lr=f"{lr:.2e}")
         bar.update(1)
     bar.close()

@@ -7,6 +7,7 @@ synthetic dataset only, so they are a recipe (`--recipe JSON-or-FILE`), not flag
         "solver_attempts": 1, "replay_levels": ["easy", "medium", "hard", "expert"]}' ...
 
 - `level`: the rollout problems' level, or a mix (repeat a name to weight it); `--eval-limit` uses the first.
+  `--dataset inverse` (`app/tasks/inverse.py`) takes this knob only: its pool's levels (`inverse_set`).
 - `replay_levels`: the replay's difficulty mix (default every level once).
 - `later` (recheck): extra conversations per problem whose attempt is itself a re-check (turns 3+);
   `later_wrong`: the share of those that carry a slip to fix.
@@ -34,7 +35,7 @@ from app.engines.base import SamplingParams
 from app.refine.feedback import DEFAULT_FEEDBACK, render_feedback
 from app.refine.loop import refine
 from app.refine.types import RefineConfig
-from app.tasks import synthetic
+from app.tasks import inverse, synthetic
 from app.tasks.recheck import corrupt_recheck, recheck
 from app.training.criteria import reward, weight
 
@@ -76,6 +77,18 @@ def draw(rng: random.Random, count: int, recipe: SyntheticRecipe) -> list[synthe
     """`count` training problems of the recipe's levels (one level: the rng draws as it always did)."""
     levels = recipe.level
     return [synthetic.generate(rng, synthetic.LEVELS[levels[0] if len(levels) == 1 else rng.choice(levels)], "train")
+            for _ in range(count)]
+
+
+def inverse_set(recipe: SyntheticRecipe, count: int, split: str) -> list[inverse.Problem]:
+    """`count` inverse problems (`--dataset inverse`) of the recipe's levels from `split`, drawn from the
+    split's default problem seed: the same pool for every run with the same count and levels (the RISE
+    run and its one-turn baseline train on the same problems). One level and `validation` give the
+    problems of `rise eval --dataset inverse --split validation --level L`."""
+    from app.tasks.datasets import default_problem_seed
+
+    rng, levels = random.Random(default_problem_seed(split)), recipe.level
+    return [inverse.generate(rng, inverse.LEVELS[levels[0] if len(levels) == 1 else rng.choice(levels)], split)
             for _ in range(count)]
 
 

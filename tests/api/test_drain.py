@@ -94,3 +94,34 @@ def test_sigterm_during_a_slow_body_answers_503_and_logs_no_traceback():
     assert proc.wait(30) == 0
     text = log.read_text()
     assert "Exception in ASGI application" not in text and "Traceback" not in text
+
+
+def test_ready_turns_503_first_and_requests_are_served_until_the_drain():
+    """Issue 32: a load balancer checking /ready stops sending before anything is refused. From
+    SIGTERM /ready is 503 while new requests are still answered; after RISE_DRAIN_READY_DELAY_S the
+    drain refuses them (503 not_ready) while a long refinement ends at the grace."""
+    delay = 3.0
+    proc, url, log = start_server({"RISE_DRAIN_READY_DELAY_S": str(delay), "RISE_SHUTDOWN_GRACE_S": "4"})
+
+    async def go():
+        async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+            long = asyncio.create_task(c.post("/v1/refine", json=LONG))
+            await asyncio.sleep(0.5)
+            t = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.2)
+            ready = await c.get("/ready")
+            served = await c.post("/v1/refine", json={"question": Q, "max_turns": 1})
+            await asyncio.sleep(max(0.0, delay + 0.5 - (time.monotonic() - t)))
+            refused = await c.post("/v1/refine", json={"question": Q, "max_turns": 1})
+            ready_after = await c.get("/ready")
+            return ready, served, refused, ready_after, await long
+
+    ready, served, refused, ready_after, long = asyncio.run(go())
+    assert ready.status_code == 503 and ready.json()["reason"] == "draining" and "Retry-After" in ready.headers
+    assert served.status_code == 200 and served.json()["final_answer"] == "31"
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "not_ready"
+    assert ready_after.status_code == 503 and ready_after.json()["reason"] == "draining"
+    assert long.status_code in (200, 503)
+    assert proc.wait(30) == 0
+    assert "Traceback" not in log.read_text()

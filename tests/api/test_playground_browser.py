@@ -73,7 +73,7 @@ def test_turns_stream_in_one_after_another_then_the_tally(browser, traced):
     # when the bytes announcing turn k+1 arrived, the page already showed turn k's tokens and no turn k+1
     shown_before_next = []
     for k in range(1, k_max):
-        first = next(r for r in sse if f'event: turn_start\ndata: {{"turn":{k + 1}}}' in r["bytes"])
+        first = next(r for r in sse if f'event: turn_start\ndata: {{"turn":{k + 1},' in r["bytes"])
         cards = {t["turn"]: t["text"] for t in first["turns"]}
         if cards.get(k) and k + 1 not in cards:
             # the whole turn, as stored, but for its last tokens when they came in the same read
@@ -110,8 +110,8 @@ def test_each_turn_shows_answer_latency_and_the_summary_matches_the_stored_trace
         assert view.locator(".tokens-used").inner_text() == (
             f"{u['completion_tokens']} completion + {u['prompt_tokens']} prompt = {u['total_tokens']}")
         assert tab.refine_bodies() == [{"question": Q, "max_turns": 3, "samples_per_turn": 1, "temperature": 0.8,
-                                        "window": "last", "aggregation": "majority", "early_stop": "none",
-                                        "seed": 11, "stream": True}]
+                                        "window": "last", "aggregation": "majority", "tie_break": "last",
+                                        "early_stop": "none", "seed": 11, "stream": True}]
 
 
 @pytest.mark.parametrize("reference, verdicts, stop", [("31", ["✓ correct"], "correct"),
@@ -181,9 +181,9 @@ def test_stop_ends_the_run_and_the_server_stops_its_work(browser, traced):
         assert page.evaluate("window.__held === true")
         page.click("#stop")
         page.evaluate("window.__openGate()")
-        view = page.locator("#single-view .run[data-state=error]")
+        view = page.locator("#single-view .run[data-state=stopped]")  # Stop is no error (a red box)
         view.wait_for()
-        assert view.locator(".run-error").inner_text() == "stopped"
+        assert view.locator(".run-error").is_hidden() and view.locator(".run-note").inner_text().startswith("Stopped")
         assert view.locator(".summary").is_hidden()
         assert not page.locator("#run").is_disabled() and page.locator("#stop").is_disabled()
     assert wait_for(lambda: cancelled(traced) >= before + 1, timeout=60)

@@ -18,7 +18,9 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
+from app.api.protocol_refine import RefineRequest
 from app.api.routes.playground import STATIC_DIR
+from app.refine.feedback import DEFAULT_FEEDBACK
 from tests.servers import ROOT, start_server, stop_server
 
 KEY = "k-playground-0123456789"
@@ -67,6 +69,8 @@ def test_the_page_is_public_with_keys_on_and_the_api_is_not(keyed):
     assert "<title>rise-serve playground</title>" in page.text
     assert httpx.get(keyed + "/v1/models").status_code == 401
     assert httpx.get(keyed + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert httpx.get(keyed + "/v1/verifiers").status_code == 401  # the picker's list is the API's
+    assert httpx.get(keyed + "/v1/verifiers", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
 
 
 def test_the_page_has_a_self_only_content_security_policy(keyed):
@@ -105,6 +109,11 @@ def test_playground_json_says_keys_are_on_and_gives_the_limits_but_no_key(keyed)
     assert body["keys_required"] is True
     assert body["limits"]["max_turns"] == 7 and body["limits"]["samples_per_turn"] == 6
     assert KEY not in r.text
+    # the defaults of the fields the form may leave out: the API's, RISE's sentence, the server's task
+    defaults = body["defaults"]
+    assert defaults["feedback"] == DEFAULT_FEEDBACK and defaults["task"] == "synthetic"
+    assert (defaults["tie_break"], defaults["top_p"]) == (RefineRequest.model_fields["tie_break"].default,
+                                                          RefineRequest.model_fields["top_p"].default)
 
 
 def test_static_requests_do_not_use_refinement_slots_or_route_labels(keyed):

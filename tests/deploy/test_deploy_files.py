@@ -38,12 +38,12 @@ def test_yaml_files_parse():
         docs = list(yaml.safe_load_all(path.read_text()))
         assert docs and all(d for d in docs), path
     kinds = {d["kind"] for p in (DEPLOY / "k8s").glob("*.yaml") for d in yaml.safe_load_all(p.read_text())}
-    assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "ServiceMonitor"}
+    assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "ServiceMonitor", "StatefulSet", "Secret"}
     dep = yaml.safe_load_all((DEPLOY / "k8s" / "deployment.yaml").read_text()).__next__()
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready" and c["livenessProbe"]["httpGet"]["path"] == "/health"
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    assert {"rise-serve", "prometheus", "grafana", "vllm"} <= set(compose["services"])
+    assert {"rise-serve", "prometheus", "grafana", "vllm", "postgres"} <= set(compose["services"])
 
 
 def test_dockerfile_runs_as_non_root_with_a_healthcheck():

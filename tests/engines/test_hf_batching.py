@@ -64,7 +64,8 @@ async def test_cached_and_uncached_refinements_are_identical(engines, window):
 
 async def test_full_window_turn_prefills_only_the_new_tokens(engines):
     cached, _ = engines
-    config = RefineConfig(max_turns=3, window="full", sampling=SamplingParams(max_tokens=160))
+    # without speculation: its verify passes would be model calls of several tokens too
+    config = RefineConfig(max_turns=3, window="full", sampling=SamplingParams(max_tokens=160, speculative=False))
     q = synthetic.problems(78, 1, synthetic.LEVELS["expert"], "test")[0].question
     with forward_shapes(cached) as seen:
         result = await refine(cached, q, get_checker("synthetic"), config)

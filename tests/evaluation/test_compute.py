@@ -60,7 +60,30 @@ def test_compute_on_the_shipped_model_writes_rows_and_plot(tmp_path, model_path)
     rows = {r["method"]: r for r in result["rows"]}
     assert {"fixed K=1", "fixed K=2", "parallel N=2", "agree(2) K=2", "settled K=2"} <= set(rows)
     for r in rows.values():
-        assert set(r) == {"method", "accuracy", "se", "n", "tokens_per_problem", "turns_per_problem"} and r["n"] == 4
+        assert set(r) == {"method", "accuracy", "se", "n", "seeds", "vs_fixed", "tokens_per_problem",
+                          "turns_per_problem"} and r["n"] == 4
+    records = json.loads((out / "compute_per_problem.json").read_text())
+    assert len(records["problem_ids"]) == 4 and len(records["seeds"]["0"]["settled K=2"]) == 4
+    assert rows["fixed K=2"]["vs_fixed"]["diff"] == 0.0
     assert rows["fixed K=1"]["accuracy"] == rows["parallel N=1"]["accuracy"]  # the same first sample
     assert rows["fixed K=2"]["tokens_per_problem"] >= rows["agree(2) K=2"]["tokens_per_problem"]
     assert result["pareto"] and (out / "compute.png").stat().st_size > 1000
+
+
+async def test_errors_are_over_problems_with_seeds_averaged_and_rules_are_paired_with_fixed_k():
+    # 2 problems x 2 seeds (runs seed-major): problem 1 right in both seeds, problem 2 wrong in both
+    right = Rollout(_turns("4", "4"), [_sample("4")], "4")
+    wrong = Rollout(_turns("3", "3", logp=-1.0), [_sample("3")], "4")
+    rows = {r["method"]: r for r in await evaluate_methods([right, wrong, right, wrong], CHECK, turns=2, parallel=1,
+                                                           seeds=2)}
+    k1 = rows["fixed K=1"]
+    # per-problem means 1 and 0: SE = sd / sqrt(2 problems) = 0.5, not sqrt(p(1-p)/4 runs) = 0.25
+    assert (k1["accuracy"], k1["se"], k1["n"], k1["seeds"]) == (0.5, 0.5, 2, 2)
+    assert rows["fixed K=2"]["vs_fixed"] == {"against": "fixed K=2", "diff": 0.0, "se": 0.0, "z": None, "n": 2}
+    assert rows["parallel N=1"]["vs_fixed"]["diff"] == 0.0
+    # a rule that gets problem 2 right in one seed only: +0.25 per problem on average, paired
+    flip = Rollout(_turns("3", "4", logp=-1.0), [_sample("4")], "4")
+    rows = {r["method"]: r for r in await evaluate_methods([right, wrong, right, flip], CHECK, turns=2, parallel=1,
+                                                           seeds=2)}
+    d = rows["fixed K=2 tie-last"]["vs_fixed"]
+    assert (d["diff"], d["n"]) == (0.25, 2) and d["se"] == 0.25 and d["z"] == 1.0

@@ -54,7 +54,10 @@ async def _readiness(request: Request):
     state = request.app.state
     engine = getattr(state, "engine", None)
     if getattr(state, "draining", False):
-        return _not_ready("draining", "the server is shutting down")
+        return _not_ready("draining", "the server is shutting down and refuses new requests")
+    if getattr(state, "leaving", False):  # the first step of a drain (app/api/drain.py)
+        return _not_ready("draining", "the server is shutting down; it still serves requests until the drain "
+                                      "starts (RISE_DRAIN_READY_DELAY_S)")
     if engine is None:
         load_error = getattr(state, "load_error", None)
         return _not_ready("load_failed", load_error) if load_error else _not_ready("loading", "the model is loading")
@@ -103,11 +106,15 @@ def model_note(settings: Settings) -> str | None:
     return SHIPPED_NOTE
 
 
-@models_router.get("/v1/models", summary="The served model")
+@models_router.get("/v1/models", summary="The served model and its LoRA adapters (each with `parent`: the model)")
 async def models(engine: EngineDep, request: Request) -> dict:
     info = engine.info
     card = {"id": info.model_name, "object": "model", "created": request.app.state.started,
-            "owned_by": "rise-serve", "max_model_len": info.max_context}
+            "owned_by": "rise-serve", "max_model_len": info.max_context,
+            "version": request.app.state.reloader.version}  # changes with a reload (app/api/reload.py)
     if note := model_note(request.app.state.settings):
         card["description"] = note
-    return {"object": "list", "data": [card]}
+    adapters = [{"id": name, "object": "model", "created": card["created"], "owned_by": "rise-serve",
+                 "max_model_len": info.max_context, "parent": info.model_name}
+                for name in getattr(request.app.state, "adapters", None) or {}]  # RISE_LORA, as vLLM lists them
+    return {"object": "list", "data": [card, *adapters]}

@@ -30,8 +30,8 @@ from app.api.openai_render import chunk_renderer, completion
 from app.api.protocol_openai import ChatCompletionRequest
 from app.api.protocol_refine import RefineOptions
 from app.api.serving import (build_config, check_caps, check_fits, check_openai_request, check_question,
-                              checker_and_oracle, effort_options, event_stream, keep_trace, record, reserved,
-                              run_mapped, trace_wanted, until_disconnect)
+                              checker_and_oracle, effort_options, event_stream, keep_trace, pick_engine, record,
+                              reserved, run_mapped, temperature_for, trace_wanted, until_disconnect)
 from app.config import Settings
 from app.refine.loop import RefineTimeout, refine
 from app.refine.types import RefineResult
@@ -46,6 +46,7 @@ router = APIRouter(tags=["openai"])
              responses={200: {"content": {"text/event-stream": {}}}, 400: {"description": "invalid request"},
                         404: {"description": "unknown model"}})
 async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, engine: EngineDep, request: Request):
+    engine = pick_engine(request, engine, body.model)  # the base model or a LoRA adapter
     model = engine.info.model_name
     check_openai_request(body, model)
     store = trace_wanted(request, body.store, default=False)  # OpenAI's default: not stored
@@ -62,7 +63,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
                n=n, tokens_param="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
                prefix="rise.")
     opts = rise_options(settings, body)
-    temperature = 1.0 if body.temperature is None else body.temperature
+    temperature = temperature_for(settings, body.temperature, opts.samples_per_turn, n, "rise.")
     configs = [build_config(settings, opts, temperature=temperature, top_p=body.top_p or 1.0,
                             max_tokens=max_tokens, seed=None if body.seed is None else body.seed + 7919 * i,
                             stop=body.stops(), prefix="rise.", logprobs=bool(body.logprobs)) for i in range(n)]
@@ -79,7 +80,8 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
     async def choice(i: int, cfg, on_event) -> RefineResult:
         try:
             return await refine(engine, question, checker, cfg, oracle=oracle, history=context, deadline=deadline,
-                                on_event=None if on_event is None else _tagged(on_event, i))
+                                on_event=None if on_event is None else _tagged(on_event, i), session=f"{cid}/{i}",
+                                turn_retries=settings.turn_retries)
         except RefineTimeout:
             return RefineResult.unfinished("deadline", oracle is not None)
 
@@ -93,7 +95,7 @@ async def chat_completions(body: ChatCompletionRequest, settings: SettingsDep, e
         record(model, finished, configs[0], question if settings.log_questions else None)
         if store:
             keep_trace(request, cid, "/v1/chat/completions", question, configs[0], results, opts.reference, context,
-                       task=opts.task)
+                       task=opts.task, model=model)
         return results
 
     if not body.stream:

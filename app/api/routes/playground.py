@@ -15,6 +15,8 @@ from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
 from app.api.deps import SettingsDep
+from app.api.protocol_refine import RefineRequest
+from app.refine.feedback import DEFAULT_FEEDBACK
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
@@ -35,12 +37,17 @@ async def page() -> FileResponse:
 
 @router.get("/playground.json")
 async def page_settings(settings: SettingsDep, request: Request) -> dict:
-    """What the page shows before it calls the API: whether keys are needed (never a key) and the
-    limits a request may ask for, so that the form's fields carry them."""
+    """What the page shows before it calls the API: whether keys are needed (never a key), the
+    limits a request may ask for, so that the form's fields carry them, and the defaults of the
+    fields it leaves out (RISE's feedback sentence, the task, the tie rule, top_p)."""
     return {"keys_required": bool(request.app.state.api_keys),
             "limits": {"max_turns": settings.max_turns_cap, "samples_per_turn": settings.max_samples_cap,
                        "max_tokens": settings.max_tokens_cap, "question_chars": settings.max_question_chars},
-            "defaults": {"max_turns": settings.default_turns, "max_tokens": settings.default_max_tokens}}
+            "defaults": {"max_turns": settings.default_turns, "max_tokens": settings.default_max_tokens,
+                         "task": settings.task, "feedback": DEFAULT_FEEDBACK,
+                         # a left-out temperature by the server's one rule (app/refine/temperature.py)
+                         "temperature": {"one_sample": 0.0, "several_samples": settings.sampled_temperature},
+                         **{name: RefineRequest.model_fields[name].default for name in ("tie_break", "top_p")}}}
 
 
 class _StaticFiles(StaticFiles):

@@ -6,19 +6,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import EngineDep, SettingsDep, deadline_for
-from app.api.errors import ApiError
 from app.api.protocol_refine import RefineRequest, RefineResponse
-from app.api.serving import check_fits
+from app.api.serving import check_fits, pick_engine
 from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, keep_trace,
-                              record, run_mapped, sse, trace_wanted, until_disconnect)
+                              record, run_mapped, sse, temperature_for, trace_wanted, until_disconnect)
 from app.refine.loop import refine
 from app.traces.schema import new_id
 
 router = APIRouter(tags=["refine"])
 
-STREAM_DOC = """With `"stream": true` the answer is `text/event-stream`: `turn_start` {turn} once a
-turn runs, `delta` {turn, sample, text} as tokens arrive, `turn_end` {turn, answer, correct,
-chosen_sample, latency_s, confidence}, then `result` (the same object as the JSON answer) or `error`,
+STREAM_DOC = """With `"stream": true` the answer is `text/event-stream`: `turn_start` {turn, feedback}
+once a turn runs (`feedback`: what the model was told after the previous turn, null on turn 1),
+`delta` {turn, sample, text} as tokens arrive, `turn_end` {turn, answer, correct, chosen_sample,
+latency_s, confidence, answers} (`answers`: every sample's), then `result` (the same object as the JSON answer) or `error`,
 and finally `data: [DONE]`. A question too long for the model's context is a 400 before the stream
 starts; a later turn that would not fit is never announced (the result's `stop_reason` is
 `context_length`); a turn the deadline cuts short has no `turn_end`."""
@@ -33,11 +33,10 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
     check_question(settings, body.question, "question")
     check_caps(settings, max_turns=body.max_turns, samples=body.samples_per_turn, max_tokens=body.max_tokens)
     store = trace_wanted(request, body.store, default=True)
+    engine = pick_engine(request, engine, body.model)  # the base model (also when none is named) or a LoRA adapter
     model = engine.info.model_name
-    if body.model is not None and body.model != model:
-        raise ApiError(404, f"model '{body.model}' is not served here; this server serves '{model}'", "model",
-                       "model_not_found")
-    config = build_config(settings, body, temperature=body.temperature, top_p=body.top_p,
+    temperature = temperature_for(settings, body.temperature, body.samples_per_turn)
+    config = build_config(settings, body, temperature=temperature, top_p=body.top_p,
                           max_tokens=body.max_tokens, seed=body.seed, stop=tuple(body.stop or ()))
     deadline = deadline_for(request, body.timeout)
     state = request.app.state
@@ -47,10 +46,11 @@ async def refine_route(body: RefineRequest, settings: SettingsDep, engine: Engin
 
     async def run(on_event=None):
         result = await refine(engine, body.question, checker, config, oracle=oracle, on_event=on_event,
-                              deadline=deadline)
+                              deadline=deadline, session=rid, turn_retries=settings.turn_retries)
         record(model, [result], config, body.question if settings.log_questions else None)
         if store:
-            keep_trace(request, rid, "/v1/refine", body.question, config, [result], body.reference, task=body.task)
+            keep_trace(request, rid, "/v1/refine", body.question, config, [result], body.reference, task=body.task,
+                       model=model)
         return result
 
     if not body.stream:

@@ -30,8 +30,8 @@ from app.api.responses_render import StreamRenderer, live_logprobs, now, output_
 from app.api.routes import refinements
 from app.api.routes.refinements import KeyIdDep, TracesDep, _shown
 from app.api.serving import (build_config, check_caps, check_fits, check_openai_request, check_question,
-                              checker_and_oracle, effort_options, event_stream, keep_trace, record, reserved,
-                              run_mapped, trace_wanted, until_disconnect)
+                              checker_and_oracle, effort_options, event_stream, keep_trace, pick_engine, record,
+                              reserved, run_mapped, temperature_for, trace_wanted, until_disconnect)
 from app.refine.loop import refine
 from app.traces.schema import new_id, valid_id
 
@@ -46,6 +46,7 @@ NOT_FOUND = "no stored response with id '{}'"
              responses={200: {"content": {"text/event-stream": {}}}, 400: {"description": "invalid request"},
                         404: {"description": "unknown model"}})
 async def create_response(body: ResponseRequest, settings: SettingsDep, engine: EngineDep, request: Request):
+    engine = pick_engine(request, engine, body.model)  # the base model or a LoRA adapter
     model = engine.info.model_name
     check_openai_request(body, model)
     store = trace_wanted(request, body.store, default=False)  # as chat: OpenAI's API stores, rise-serve does not
@@ -57,7 +58,7 @@ async def create_response(body: ResponseRequest, settings: SettingsDep, engine: 
     check_caps(settings, max_turns=body.rise.max_turns, samples=body.rise.samples_per_turn, max_tokens=None,
                prefix="rise.")
     opts = budgeted(effort_options(settings, body.effort(), body.rise), body.max_output_tokens)
-    temperature = 1.0 if body.temperature is None else body.temperature
+    temperature = temperature_for(settings, body.temperature, opts.samples_per_turn, prefix="rise.")
     top_p = 1.0 if body.top_p is None else body.top_p
     config = build_config(settings, opts, temperature=temperature, top_p=top_p, max_tokens=None, seed=None, stop=(),
                           prefix="rise.", logprobs=body.logprobs())
@@ -76,12 +77,12 @@ async def create_response(body: ResponseRequest, settings: SettingsDep, engine: 
 
     async def run(on_event=None):
         result = await refine(engine, question, checker, config, oracle=oracle, history=context, deadline=deadline,
-                              on_event=on_event)
+                              on_event=on_event, session=rid, turn_retries=settings.turn_retries)
         shown["completed_at"] = now()
         record(model, [result], config, question if settings.log_questions else None)
         if store:
             keep_trace(request, rid, ROUTE, question, config, [result], opts.reference, context, dict(shown),
-                       task=opts.task)
+                       task=opts.task, model=model)
         return result
 
     if not body.stream:

@@ -63,7 +63,7 @@ export const postJSON = (path, body) => call("POST", path, body);
 /**
  * POST /v1/refine with "stream": true; calls onEvent(name, data) for each event as it arrives
  * (turn_start, delta, turn_end, result) and resolves with the result. An `error` event, or a
- * non-2xx answer, rejects with an ApiFailure.
+ * non-2xx answer, rejects with an ApiFailure; an abort (Stop) with one whose code is "stopped".
  */
 export async function refineStream(request, onEvent, signal) {
   let response;
@@ -71,7 +71,7 @@ export async function refineStream(request, onEvent, signal) {
     response = await fetch("/v1/refine", { method: "POST", headers: headers(), signal,
                                            body: JSON.stringify({ ...request, stream: true }) });
   } catch (e) {
-    if (e.name === "AbortError") throw new ApiFailure(0, "stopped");
+    if (e.name === "AbortError") throw new ApiFailure(0, "stopped", null, "stopped");
     throw new ApiFailure(0, `the server did not answer (${e.message})`);
   }
   if (!response.ok) throw await failure(response);
@@ -88,7 +88,7 @@ export async function refineStream(request, onEvent, signal) {
       onEvent(event, payload);
     }
   } catch (e) {
-    if (e.name === "AbortError") throw new ApiFailure(0, "stopped");
+    if (e.name === "AbortError") throw new ApiFailure(0, "stopped", null, "stopped");
     throw e;
   }
   if (result === null) throw new ApiFailure(0, "the stream ended without a result");

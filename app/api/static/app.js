@@ -1,12 +1,18 @@
-// The playground page: reads the form into a /v1/refine request, streams one run (or the compare
-// view's two), shows the API-key field when keys are on, and the feedback box when traces are on.
-// Exercised by tests/api/test_playground_browser.py.
+// The playground page: reads the form (form.js) into a /v1/refine request, streams one run or the
+// compare view's two (render.js), shows the API-key field when keys are on, and with traces on the
+// feedback box, History and the permalinks /#/r/<id> of stored refinements (history.js).
+// Exercised by tests/api/test_playground_*.py.
 
-import { apiKey, ApiFailure, getJSON, refineStream, sendFeedback, tracesOn } from "./api.js";
-import { RunView } from "./render.js";
+import { apiKey, getJSON, refineStream, tracesOn } from "./api.js";
+import { el } from "./dom.js";
+import { feedbackBox } from "./feedback.js";
+import { applyDefaults, loadVerifiers, readForm, setKeysRequired, setupForm } from "./form.js";
+import { loadHistory, permalink, permalinkId, setupHistory } from "./history.js";
+import { RunView, replay } from "./render.js";
+import { sameAnswer } from "./tally.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { traces: null, controller: null };
+const state = { traces: null, controller: null, riseFeedback: null };
 
 init();
 
@@ -14,17 +20,21 @@ async function init() {
   $("ask").addEventListener("submit", (e) => { e.preventDefault(); runSingle(); });
   $("compare").addEventListener("click", runCompare);
   $("stop").addEventListener("click", () => state.controller && state.controller.abort());
-  $("early_stop").addEventListener("change", syncAgreeTurns);
-  syncAgreeTurns();
+  window.addEventListener("hashchange", openPermalink);
+  setupForm();
   setupKey();
   try {
     const page = await getJSON("/playground.json");
     applyLimits(page.limits, page.defaults);
+    applyDefaults(page.defaults);
+    state.riseFeedback = page.defaults.feedback || null;
+    setKeysRequired(page.keys_required);
     if (page.keys_required) showKeyBox();
   } catch (e) {
     showError(e);
   }
   await refreshServerInfo();
+  await openPermalink();
 }
 
 function setupKey() {
@@ -42,7 +52,7 @@ function showKeyBox(message) {
   if (message) $("api-key").placeholder = message;
 }
 
-/** The served model's name, and whether traces (and so feedback) are on; both need the key if keys are on. */
+/** The served model's name, whether traces (feedback, History) are on, and the verifiers; all need the key if keys are on. */
 async function refreshServerInfo() {
   try {
     const models = await getJSON("/v1/models");
@@ -55,6 +65,8 @@ async function refreshServerInfo() {
     if (e.status === 401) showKeyBox("enter this server's API key");
   }
   state.traces = await tracesOn();
+  if (state.traces) setupHistory();
+  await loadVerifiers();
 }
 
 function applyLimits(limits, defaults) {
@@ -64,41 +76,6 @@ function applyLimits(limits, defaults) {
   if (defaults.max_turns) $("max_turns").value = String(Math.min(defaults.max_turns, limits.max_turns || 99));
   if (defaults.max_tokens) $("max_tokens").placeholder = `default ${defaults.max_tokens}`;
   if (limits.question_chars) $("question").maxLength = limits.question_chars;
-}
-
-function syncAgreeTurns() {
-  $("agree_turns").disabled = $("early_stop").value !== "agree";
-}
-
-function intField(id) {
-  const raw = $(id).value.trim();
-  return raw === "" ? undefined : Number(raw);
-}
-
-/** The /v1/refine request the form describes (fields left empty take the server's defaults). */
-function readForm() {
-  const question = $("question").value;
-  if (!question.trim()) throw new ApiFailure(0, "write a question first", "question");
-  const request = {
-    question,
-    max_turns: intField("max_turns"),
-    samples_per_turn: intField("samples_per_turn"),
-    temperature: intField("temperature"),
-    window: $("window").value,
-    aggregation: $("aggregation").value,
-    early_stop: $("early_stop").value,
-    max_tokens: intField("max_tokens"),
-    max_total_tokens: intField("max_total_tokens"),
-    seed: intField("seed"),
-  };
-  if (request.early_stop === "agree") request.agree_turns = intField("agree_turns");
-  const reference = $("reference").value.trim();
-  if (reference) request.reference = reference;
-  for (const [k, v] of Object.entries(request)) {
-    if (v === undefined) delete request[k];
-    else if (typeof v === "number" && Number.isNaN(v)) throw new ApiFailure(0, "must be a number", k);
-  }
-  return request;
 }
 
 function showError(failure) {
@@ -123,26 +100,58 @@ function end() {
   state.controller = null;
 }
 
+/** Names where a turn's feedback came from: RISE's sentence, the request's template, or the verifier. */
+function feedbackLabeller(question, request = {}) {
+  const fill = (template) => template.split("{question}").join(question);
+  return (text) => {
+    if (state.riseFeedback && text === fill(state.riseFeedback)) return "RISE's sentence";
+    if (request.feedback && text === fill(request.feedback)) return "the request's template";
+    if (request.verifier) return `the verifier ${request.verifier.name}`;
+    return "a template or a verifier";
+  };
+}
+
+function viewFor(container, title, request) {
+  return new RunView(container, title, { oracle: !!(request.reference || request.verifier),
+                                        feedbackLabel: feedbackLabeller(request.question, request) });
+}
+
 async function stream(view, request, signal) {
   try {
     return await refineStream(request, (event, data) => view.handle(event, data), signal);
   } catch (e) {
-    view.fail(e);
+    if (e.code === "stopped") view.stop();
+    else view.fail(e);
     if (e.status === 401) showKeyBox("enter this server's API key");
     return null;
   }
+}
+
+function showOnly(id) {
+  for (const view of ["single-view", "compare-view"]) $(view).hidden = view !== id;
 }
 
 async function runSingle() {
   let request;
   try { request = readForm(); } catch (e) { showError(e); return; }
   const signal = begin();
-  $("compare-view").hidden = true;
-  $("single-view").hidden = false;
-  const view = new RunView($("single-view"), "Refinement", { oracle: !!request.reference });
+  showOnly("single-view");
+  if (permalinkId()) history.replaceState(null, "", location.pathname); // a new run leaves the stored one's link
+  const view = viewFor($("single-view"), "Refinement", request);
   const result = await stream(view, request, signal);
   end();
-  if (result) await offerFeedback(view, result.id);
+  if (result) await afterRun(view, result.id);
+}
+
+/** With traces on: the run's permalink and its feedback box; History shows it next time it opens. */
+async function afterRun(view, id) {
+  if (state.traces === null) state.traces = await tracesOn();
+  if (!state.traces) return;
+  const link = el("a", "permalink small", "permalink to this refinement");
+  link.href = permalink(id);
+  view.summary.append(link);
+  feedbackBox(view, id);
+  if ($("history").open) loadHistory();
 }
 
 async function runCompare() {
@@ -150,55 +159,73 @@ async function runCompare() {
   try { request = readForm(); } catch (e) { showError(e); return; }
   const k = request.max_turns || Number($("max_turns").value) || 5;
   const signal = begin();
-  $("single-view").hidden = true;
-  $("compare-view").hidden = false;
-  const turns = new RunView($("compare-turns"), `${k} refinement turns`);
-  const samples = new RunView($("compare-samples"), `${k} parallel samples (one turn)`);
-  await Promise.all([
+  showOnly("compare-view");
+  $("compare-verdict").hidden = true;
+  const turns = viewFor($("compare-turns"), `${k} refinement turns`, request);
+  const samples = viewFor($("compare-samples"), `${k} parallel samples (one turn)`, request);
+  const results = await Promise.all([
     stream(turns, { ...request, max_turns: k, samples_per_turn: 1 }, signal),
-    stream(samples, { ...request, max_turns: 1, samples_per_turn: k, early_stop: "none", agree_turns: undefined }, signal),
+    stream(samples, { ...request, max_turns: 1, samples_per_turn: k, early_stop: undefined, agree_turns: undefined },
+           signal),
   ]);
   end();
-}
-
-/** Thumbs and "the right answer was …", sent to POST /v1/refinements/{id}/feedback; only with traces on. */
-async function offerFeedback(view, id) {
-  if (state.traces === null) state.traces = await tracesOn();
-  if (!state.traces) return;
-  const box = $("feedback-template").content.firstElementChild.cloneNode(true);
-  const status = box.querySelector(".feedback-status");
-  let rating = null;
-  for (const thumb of box.querySelectorAll(".thumb")) {
-    thumb.setAttribute("aria-pressed", "false");
-    thumb.addEventListener("click", () => {
-      rating = rating === Number(thumb.dataset.rating) ? null : Number(thumb.dataset.rating);
-      for (const t of box.querySelectorAll(".thumb")) t.setAttribute("aria-pressed", String(Number(t.dataset.rating) === rating));
-    });
+  showVerdict(results[0], results[1], !!(request.reference || request.verifier), k);
+  for (const [view, result] of [[turns, results[0]], [samples, results[1]]]) {
+    if (result) await afterRun(view, result.id);
   }
-  box.querySelector(".send").addEventListener("click", async () => {
-    const feedback = {};
-    if (rating !== null) feedback.rating = rating;
-    const reference = box.querySelector(".reference").value.trim();
-    const comment = box.querySelector(".comment").value.trim();
-    if (reference) feedback.reference = reference;
-    if (comment) feedback.comment = comment;
-    if (!Object.keys(feedback).length) { status.textContent = "choose a thumb or write the right answer first"; return; }
-    status.textContent = "sending…";
-    try {
-      await sendFeedback(id, feedback);
-      status.textContent = "thank you: stored with this refinement's trace";
-      box.dataset.sent = "true";
-    } catch (e) {
-      status.textContent = e.describe();
-      if (e.code === "references_not_kept") { // this server keeps no references: thumbs and comments only
-        box.querySelector(".right-answer").hidden = true;
-        box.querySelector(".reference").value = "";
-        status.textContent += " The right-answer box is gone; send again for the rest.";
-      } else if (e.status === 409) { // traces were turned off: nothing to attach feedback to
-        for (const control of box.querySelectorAll("button, input")) control.disabled = true;
-      }
-    }
-  });
-  view.root.append(box);
 }
 
+/** Which side was right (with a reference or verifier), or whether they agreed (without one). */
+function showVerdict(a, b, oracle, k) {
+  const box = $("compare-verdict");
+  let outcome, text;
+  const turns = `the ${k} refinement turns`, samples = `the ${k} parallel samples`;
+  if (!a || !b) {
+    outcome = "incomplete";
+    text = "One side did not finish, so there is nothing to compare.";
+  } else if (oracle) {
+    const said = (r) => (r.correct === true ? "right" : r.correct === false ? "wrong" : "unchecked");
+    const [x, y] = [said(a), said(b)];
+    outcome = x === y ? `both-${x}` : x === "right" ? "turns-right" : y === "right" ? "samples-right" : "neither-right";
+    text = x === "right" && y === "right" ? `Both were right: ${a.final_answer}.`
+      : x === "right" ? `Right: ${turns} (${a.final_answer}); ${samples} were ${y} (${b.final_answer ?? "no answer"}).`
+      : y === "right" ? `Right: ${samples} (${b.final_answer}); ${turns} were ${x} (${a.final_answer ?? "no answer"}).`
+      : `Neither was right: ${turns} said ${a.final_answer ?? "nothing"}, ${samples} ${b.final_answer ?? "nothing"}.`;
+  } else if (a.final_answer !== null && b.final_answer !== null && sameAnswer(a.final_answer, b.final_answer)) {
+    outcome = "agreed";
+    text = `Both agreed: ${a.final_answer}. (No reference was given, so neither is known to be right.)`;
+  } else {
+    outcome = "disagreed";
+    text = `They disagree: ${turns} say ${a.final_answer ?? "nothing"}, ${samples} say ${b.final_answer ?? "nothing"}.`;
+  }
+  box.dataset.outcome = outcome;
+  box.textContent = text;
+  box.hidden = false;
+}
+
+/** `/#/r/<id>`: the stored refinement, opened by id (traces on), with its feedback box. */
+async function openPermalink() {
+  const id = permalinkId();
+  if (!id) return;
+  showOnly("single-view");
+  const view = new RunView($("single-view"), `Stored refinement ${id}`,
+                           { feedbackLabel: feedbackLabeller("", {}) });
+  let trace;
+  try {
+    trace = await getJSON(`/v1/refinements/${encodeURIComponent(id)}`);
+  } catch (e) {
+    view.fail(e);
+    if (e.status === 401) showKeyBox("enter this server's API key");
+    return;
+  }
+  view.feedbackLabel = feedbackLabeller(trace.question, {});
+  const asked = el("p", "stored-question");
+  asked.append(el("span", "muted", "Question: "), el("span", "", trace.question));
+  view.heading.after(asked);
+  replay(view, trace);
+  const link = el("a", "permalink small", "permalink");
+  link.href = permalink(id);
+  view.summary.append(link);
+  feedbackBox(view, id);
+  $("single-view").scrollIntoView();
+}

@@ -1,0 +1,111 @@
+"""Multi-process training with HF Accelerate (DDP): each process trains on its share of every batch.
+
+    accelerate launch --cpu --num_processes 2 -m app.training.distributed --out /tmp/ddp   # one step, checked
+    pytest tests/training/test_distributed.py
+
+A batch stays the unit of the schedule: process p of n takes rows p, p+n, ... of each (global)
+batch. The loss is the whole batch's Σ w·CE / Σ w: each process's share contributes its Σ w·CE
+divided by the whole batch's Σ w (summed across processes), times n, because DDP averages the
+gradients: so a step of n processes equals one process's step on the whole batch, up to float
+summation order. A share with no rows (a batch smaller than n) runs one row with zero weight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+
+
+def accelerator():
+    """The Accelerate state of this process: several under `accelerate launch`, else one. Collectives
+    may wait for a long collection on the main process (24 h before they time out)."""
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    return Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=24))])
+
+
+class Shard:
+    """This process's share of each batch, and the loss terms reduced over every process's share."""
+
+    def __init__(self, acc) -> None:
+        self.acc, self.n, self.rank = acc, acc.num_processes, acc.process_index
+        self.global_loss = float("nan")  # the whole batch's weighted loss, for the log
+
+    def take(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        part = {k: v[self.rank::self.n] for k, v in batch.items()}
+        if len(part["input_ids"]) == 0:  # nothing for this process: one row that weighs nothing
+            part = {k: v[:1] if k in ("input_ids", "attention_mask") else torch.zeros_like(v[:1])
+                    for k, v in batch.items()}
+        return part
+
+    def mean(self, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+        """This share's part of Σ num / Σ den over all shares, scaled for DDP's averaging."""
+        total = self.acc.reduce(den.detach().clone(), reduction="sum").clamp(min=1e-6)
+        return num * self.n / total
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        from app.training.data import weighted_sums
+
+        num, den = weighted_sums(logits, batch)
+        total = self.acc.reduce(den.detach().clone(), reduction="sum").clamp(min=1e-6)
+        self.global_loss = float(self.acc.reduce(num.detach().clone(), reduction="sum") / total)
+        return num * self.n / total
+
+
+def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0) -> dict:
+    """One training step on a fixed batch of `rows` synthetic conversations (the same in every
+    process): the logged loss, the gradient's norm and the updated weights' sums, written by the
+    main process to OUT/step.json (what the test compares between 1 and n processes)."""
+    import random
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from app.tasks import synthetic
+    from app.training.base import base_conversation
+    from app.training.data import collate, encode_example
+    from app.training.sft import TrainConfig, train
+
+    acc = accelerator()
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    rng = random.Random(seed)
+    examples = [encode_example(tokenizer, *base_conversation(rng, synthetic.generate(rng, synthetic.LEVELS["easy"],
+                                                                                     "train"))) for _ in range(rows)]
+    for i in range(0, rows, 3):  # weights differ between rows, so that a wrong normalisation shows
+        examples[i] = (examples[i][0], [x * 12.0 for x in examples[i][1]])
+    batch = collate(examples, tokenizer.pad_token_id)
+    summary = train(model, iter([batch]), TrainConfig(lr=1e-3, steps=1, warmup_steps=1, log_every=1),
+                    torch.device("cpu"), accelerator=acc)
+    model = acc.unwrap_model(model) if acc.num_processes > 1 else model
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    result = {"processes": acc.num_processes, "loss": summary["loss_curve"][0], "tokens": summary["tokens"],
+              "grad_norm": float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))),
+              "weights": {n: float(p.detach().double().sum()) for n, p in model.named_parameters()}}
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "step.json").write_text(json.dumps(result, indent=1) + "\n")
+    acc.wait_for_everyone()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.cli_args import model_dir, writable_dir
+    from app.config import default_model
+
+    ap = argparse.ArgumentParser(description="One DDP training step on a fixed batch (a check of multi-process training).")
+    ap.add_argument("--model", type=model_dir, default=None, help="HF model directory (default: the shipped model)")
+    ap.add_argument("--out", type=writable_dir, required=True)
+    ap.add_argument("--rows", type=int, default=6)
+    a = ap.parse_args(argv)
+    one_step(a.model or default_model(), a.out, a.rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Issue 28, part 2: self-improvement where checking is easier than solving, on the inverse task family
+# (app/tasks/inverse.py: the end of a chain is given and its start asked; its worked solution undoes the
+# chain, then checks the answer by running the chain forward). Every step works on the validation split;
+# the test split is for the final card (the commands at the end, not run here).
+#
+#   1. base: base-synth fine-tuned on inverse problems, first turns only (question -> the solver's
+#      solution with its forward check), `rise train base --dataset inverse --shapes single`;
+#   2. rise: RISE's general path from it, `--source self` best-of-N (oracle feedback while collecting;
+#      no solver-written or re-check targets), ITERATIONS iterations;
+#   3. rft: the same-data one-turn baseline, rejection-sampling fine-tuning from the same base: the same
+#      problems (the inverse pool is fixed by --problems, --iterations and the level), the same replay and
+#      anchor, and as many of the model's right samples as RISE trained on (`--single-turn --max-examples`);
+#   4. rise eval of all three (1,000 validation problems x 2 seeds, 5 turns) and `--compute` for the
+#      accuracy-against-tokens plot, then the paired comparison.
+#
+#   scripts/train_inverse.sh runs/inv                       # LEVEL, PROBLEMS, ITERATIONS, BASE_MINUTES, EVAL_LIMIT
+#   LEVEL=hard ITERATIONS=2 scripts/train_inverse.sh runs/inv-hard
+#
+# About 4 hours on 2 quiet CPU cores with the defaults (docs/training.md#the-inverse-task); each heavy step
+# takes /tmp/rise-heavy.lock, so it waits for (and never runs beside) other heavy jobs on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${1:?usage: scripts/train_inverse.sh OUT_DIR}
+LEVEL=${LEVEL:-medium}
+PROBLEMS=${PROBLEMS:-2000}
+ITERATIONS=${ITERATIONS:-1}
+BASE_MINUTES=${BASE_MINUTES:-60}
+BEST_OF=${BEST_OF:-16}
+EVAL_LIMIT=${EVAL_LIMIT:-1000}
+SEED=${SEED:-0}
+RISE=(flock /tmp/rise-heavy.lock .venv/bin/rise)
+mkdir -p "$OUT"
+
+# 1. the first-turn fine-tune (its level mix: the inverse LEVEL, with the forward arithmetic in every check)
+[ -f "$OUT/base/model.safetensors" ] || "${RISE[@]}" train base --init models/base-synth --dataset inverse \
+  --shapes single --levels "$LEVEL" --minutes "$BASE_MINUTES" --lr 3e-4 --batch-size 64 --workers 1 --seed "$SEED" \
+  --out "$OUT/base"
+
+# 2. RISE, the general path; 3. the one-turn baseline on the same problems with the same replay and anchor
+COMMON=(--dataset inverse --recipe "{\"level\": [\"$LEVEL\"]}" --problems "$PROBLEMS" --iterations "$ITERATIONS"
+        --temperature 1.0 --max-tokens 200 --epochs 2 --lr 1e-4 --tau 0.4 --replay 0.5 --anchor 10
+        --anchor-model "$OUT/base" --eval-limit 300 --seed "$SEED")
+[ -f "$OUT/rise/model.safetensors" ] || "${RISE[@]}" train rise --model "$OUT/base" --out "$OUT/rise" \
+  --source self --best-of "$BEST_OF" --criterion all --turns 3 "${COMMON[@]}"
+# the model's right samples RISE trained on in its first iteration: right turns kept, plus right best-of-N samples
+RIGHT=$(.venv/bin/python -c "import json, sys; c = json.load(open(sys.argv[1]))[0]['collect']; \
+print(c['kept_correct'] + c['improved'])" "$OUT/rise/iterations.json")
+echo "RISE trained on $RIGHT right samples of the model; the baseline gets as many"
+[ -f "$OUT/rft/model.safetensors" ] || "${RISE[@]}" train rise --model "$OUT/base" --out "$OUT/rft" \
+  --source self --single-turn --best-of "$BEST_OF" --max-examples "$RIGHT" --turns 1 "${COMMON[@]}"
+
+# 4. the card's protocol on validation, and accuracy against tokens
+for m in base rise rft; do
+  EVAL=(--model "$OUT/$m" --dataset inverse --level "$LEVEL" --split validation --limit "$EVAL_LIMIT" --turns 5
+        --seeds 0 1 --max-tokens 200 --no-progress)
+  [ -f "$OUT/eval-$m/metrics.json" ] || "${RISE[@]}" eval "${EVAL[@]}" --out "$OUT/eval-$m"
+  [ -f "$OUT/compute-$m/compute.json" ] || "${RISE[@]}" eval --compute "${EVAL[@]}" --out "$OUT/compute-$m"
+done
+.venv/bin/python -m app.evaluation.report "$OUT/eval-rise/metrics.json" "$OUT/eval-rft/metrics.json" \
+  "$OUT/eval-base/metrics.json" | tee "$OUT/report.md"
+
+# The final card (test split, after the settings are chosen here), e.g.:
+#   rise eval --model OUT/rise --dataset inverse --level LEVEL --split test --limit 1000 --turns 5 --seeds 0 1 --out ...
