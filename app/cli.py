@@ -23,6 +23,13 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"] and argv[1:2] not in (["-h"], ["--help"]):
+        # SIGTERM while the server's modules import (seconds on a busy machine) is a clean exit: nothing
+        # is served yet (app.api.process keeps this until uvicorn takes the signals over)
+        import os
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     if not argv or argv[0] in ("-h", "--help"):
         out = sys.stdout if argv else sys.stderr  # no command: a usage error (status 2)
         print("usage: rise {%s} ...\n" % ",".join(COMMANDS), file=out)

@@ -21,12 +21,14 @@ import torch
 
 
 def accelerator():
-    """The Accelerate state of this process: several under `accelerate launch`, else one. Collectives
-    may wait for a long collection on the main process (24 h before they time out)."""
+    """The Accelerate state of this process: several under `accelerate launch` (or torchrun), else one.
+    Without a GPU the processes train on the CPU over gloo (Accelerate's MULTI_CPU). Collectives may
+    wait for a long collection on the main process (24 h before they time out)."""
     from accelerate import Accelerator
     from accelerate.utils import InitProcessGroupKwargs
 
-    return Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=24))])
+    return Accelerator(cpu=not torch.cuda.is_available(),
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=24))])
 
 
 class Shard:

@@ -61,6 +61,7 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         lr = cfg.lr * _schedule(step, progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
+        batch_tokens = int(batch["attention_mask"].sum())  # the whole batch's, in every process
         if shard is not None:
             batch = shard.take(batch)
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -82,7 +83,7 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
-        tokens += int(batch["attention_mask"].sum()) * (1 if shard is None else accelerator.num_processes)
+        tokens += batch_tokens
         if step % cfg.log_every == 0 or step == 1:
             losses.append(round(loss.item() if shard is None else shard.global_loss, 4))
             bar.set_postfix(loss=losses[-1], lr=f"{lr:.2e}")

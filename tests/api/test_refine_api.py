@@ -125,7 +125,7 @@ BAD = [
     ({"question": Q, "top_p": 0}, 400, "top_p", "greater than"),
     ({"question": Q, "window": "everything"}, 400, "window", "last"),
     ({"question": Q, "beam_width": 4}, 400, "beam_width", "not supported"),
-    ({"question": Q, "model": "gpt-9"}, 404, "model", "not served"),
+    ({"question": Q, "model": "gpt-9"}, 404, "model", "does not exist"),
     ({"question": "Sam has 3 apples. " * 1000}, 400, "question", "context"),
     ({"question": "x" * 20001}, 400, "question", "longer than"),
 ]

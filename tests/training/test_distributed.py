@@ -1,0 +1,35 @@
+"""Multi-process training (app/training/distributed.py): one step of two processes under `accelerate
+launch` (DDP over gloo on the CPU), each on half of a batch whose rows weigh differently, equals one
+process's step on the whole batch: the same loss, gradient norm and updated weights (up to float
+summation order). The weighted loss is normalised over the whole batch, not per process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app.api.launch import free_port
+from tests.servers import ROOT
+
+
+def _step(out, *launch: str) -> dict:
+    r = subprocess.run([*launch, "-m", "app.training.distributed", "--out", str(out), "--model",
+                        str(ROOT / "models" / "base-synth"), "--rows", "5"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((out / "step.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_processes_take_the_same_step_as_one(tmp_path):
+    one = _step(tmp_path / "one", sys.executable)
+    two = _step(tmp_path / "two", sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "--main_process_port", str(free_port()))
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert one["tokens"] == two["tokens"] and two["loss"] == pytest.approx(one["loss"], abs=1e-4)
+    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)
+    assert one["weights"].keys() == two["weights"].keys()
+    for name, value in one["weights"].items():
+        assert two["weights"][name] == pytest.approx(value, abs=1e-5), name
