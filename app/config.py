@@ -44,10 +44,18 @@ def default_model() -> Path:
     return MISSING
 
 
+RESERVED_HEADERS = {"authorization", "host", "content-length", "content-type", "content-encoding", "transfer-encoding",
+                    "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "accept", "accept-encoding",
+                    "cookie", "proxy-authorization", "user-agent"}  # not a session header (RISE_UPSTREAM_SESSION_HEADER)
+
+
 def model_problem(path: Path | str) -> str | None:
     """Why `path` is not an HF model directory (None when it is one)."""
-    if (Path(path) / "config.json").is_file():
-        return None
+    try:
+        if (Path(path) / "config.json").is_file():
+            return None
+    except OSError as e:  # a name too long for the file system, a directory it may not read, ...
+        return f"{path} cannot be looked up as a model directory: {e.strerror or type(e).__name__}"
     if Path(path) == MISSING:
         looked = ", ".join(str(d) for d in model_dirs())
         return (f"no shipped model found (looked in {looked}): set RISE_MODEL (or --model) "
@@ -99,7 +107,7 @@ class Settings(BaseSettings):
                               "graphs (captured at start-up; only on CUDA); false: the eager step")
     prefix_cache_mb: float = Field(256, ge=0, description="memory for the embedded engine's prefix KV cache "
                                    "(turn k reuses turn k-1's prompt and answer); 0 turns it off")
-    speculative: bool = Field(True, description="prompt-lookup speculation: the embedded engine drafts up to "
+    speculative: bool = Field(False, description="prompt-lookup speculation: the embedded engine drafts up to "
                               "speculative_tokens tokens per sequence from its own context (a later turn repeats the "
                               "previous attempt in its prompt) and checks them in one forward pass, output unchanged; "
                               "a request's `speculative` overrides it; --engine vllm: vLLM's ngram speculative_config")
@@ -126,6 +134,14 @@ class Settings(BaseSettings):
     upstream_session_header: str = Field("X-Session-ID", pattern=r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)?$",
                                          description="header carrying each turn's session key to the upstream (one "
                                          "key per refinement and sample) for a router's affinity; empty: none sent")
+    @field_validator("upstream_session_header")
+    @classmethod
+    def _session_header(cls, v: str) -> str:
+        if v.lower() in RESERVED_HEADERS:
+            raise ValueError(f"{v!r} is a header every upstream call needs as it is (its key, framing or type): "
+                             "name another, e.g. X-Session-ID")
+        return v
+
     turn_retries: int = Field(1, ge=0, le=5, description="times a turn is run again when the engine broke off "
                               "mid-turn (reset, cut stream, 5xx) and none of the turn reached the client yet")
     engine_args: dict = Field(default_factory=dict, description="vLLM engine arguments, as JSON "

@@ -83,6 +83,10 @@ def install(app: FastAPI) -> None:
         # each error carries its `input`, which may be the whole body (a conversation of 1,000 messages):
         # left out, it costs nothing to copy (20-40 ms on the event loop otherwise)
         errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        ctype = _req.headers.get("content-type", "").split(";")[0].strip()
+        if ctype and "json" not in ctype.lower() and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+            return error_response(400, f"the body must be JSON, sent with 'Content-Type: application/json' "
+                                       f"(it came as {ctype[:100]!r})")
         message, param = describe_validation(json.loads(json.dumps(errors, default=str)))
         return error_response(400, message, param)
 

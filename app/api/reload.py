@@ -15,7 +15,7 @@ coming to the old engine until the new one is in place.
 - A reload that fails (not a model directory: 400; the load fails: 422) leaves the old engine
   serving; one already under way is a 409; while draining, a 503.
 
-    curl -X POST 127.0.0.1:8000/admin/reload -H "Authorization: Bearer $ADMIN_KEY" -d '{"model": "models/base-synth"}'
+    curl -X POST 127.0.0.1:8000/admin/reload -H "Authorization: Bearer $ADMIN_KEY" -H 'content-type: application/json' -d '{"model": "models/base-synth"}'
     kill -HUP $(pgrep -f "rise serve")
     .venv/bin/pytest -q -n 0 tests/api/test_reload.py
 """
@@ -30,7 +30,7 @@ import signal
 import threading
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app import metrics
@@ -229,11 +229,9 @@ class ReloadRequest(BaseModel):
 router = APIRouter(tags=["admin"])
 
 
-@router.post("/admin/reload", summary="Serve a new model directory without dropping a request (an admin key)",
-             responses={400: {"description": "not a model directory"}, 401: {"description": "no admin key"},
-                        403: {"description": "RISE_ADMIN_KEYS is unset"}, 409: {"description": "a reload is under way"},
-                        422: {"description": "the model failed to load"}})
-async def reload_route(request: Request, body: ReloadRequest | None = None) -> dict:
+def _admin_key(request: Request) -> None:
+    """The route's dependency: checked before its body is validated, so a client without the key
+    learns nothing about what the route accepts."""
     keys = request.app.state.admin_keys
     if not keys:
         raise ApiError(403, "reloading over HTTP is off: set RISE_ADMIN_KEYS (SIGHUP still reloads)",
@@ -241,4 +239,12 @@ async def reload_route(request: Request, body: ReloadRequest | None = None) -> d
     if not key_matches(keys, request.headers.get("authorization", "").encode("latin-1")):
         raise ApiError(401, "missing or invalid admin key: send 'Authorization: Bearer ADMIN_KEY' (RISE_ADMIN_KEYS)",
                        code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+@router.post("/admin/reload", summary="Serve a new model directory without dropping a request (an admin key)",
+             responses={400: {"description": "not a model directory"}, 401: {"description": "no admin key"},
+                        403: {"description": "RISE_ADMIN_KEYS is unset"}, 409: {"description": "a reload is under way"},
+                        422: {"description": "the model failed to load"}}, dependencies=[Depends(_admin_key)])
+async def reload_route(request: Request, body: ReloadRequest | None = None) -> dict:
     return await request.app.state.reloader.reload(body.model if body else None)
+

@@ -27,7 +27,7 @@ import math
 import random
 import time
 from typing import Sequence
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 import httpx
 from pydantic import ValidationError
@@ -122,16 +122,23 @@ def check_base_url(url: str | None) -> str:
     return url.rstrip("/")
 
 
+def shown_url(url: str) -> str:
+    """`url` without what may be a secret: its user and password, query and fragment."""
+    parsed = urlparse(url)
+    return urlunparse((parsed.scheme, parsed.netloc.rpartition("@")[2], parsed.path, "", "", ""))
+
+
 class OpenAIEngine:
     def __init__(self, base_url: str, *, api_key: str | None = None, model: str | None = None,
                  timeout_s: float = 300.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
                  backoff_s: float = 0.25, max_connections: int = 256, max_context: int | None = None,
                  session_header: str | None = "X-Session-ID") -> None:
-        self.base_url = check_base_url(base_url)
+        url = check_base_url(base_url)
+        self.base_url = shown_url(url)  # what messages (a client's error) and /ready show; the client uses `url`
         self.session_header = session_header or None  # "" or None: no session key is sent
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers,
+            base_url=url, headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections))
         self.timeout_s, self.max_retries, self.backoff_s = timeout_s, max_retries, backoff_s

@@ -47,7 +47,7 @@ class SpecConfig:
     `tokens`: the most tokens a row drafts per step (k); n-grams of `ngram_max` down to `ngram_min`
     tokens are looked up."""
 
-    enabled: bool = True
+    enabled: bool = False
     tokens: int = 8
     ngram_min: int = 2
     ngram_max: int = 4

@@ -1,6 +1,9 @@
 """Multi-process training with HF Accelerate (DDP): each process trains on its share of every batch.
+`rise train rise` under `accelerate launch` collects and evaluates on the main process and trains on
+all (app/training/rise.py); this module also runs one checked step on its own.
 
-    accelerate launch --cpu --num_processes 2 -m app.training.distributed --out /tmp/ddp   # one step, checked
+    accelerate launch --multi_gpu --num_processes 2 -m app.cli train rise --model models/base-synth --out /tmp/d
+    accelerate launch --multi_gpu --num_processes 2 -m app.training.distributed --out /tmp/ddp   # one step
     pytest tests/training/test_distributed.py
 
 A batch stays the unit of the schedule: process p of n takes rows p, p+n, ... of each (global)
@@ -29,6 +32,20 @@ def accelerator():
 
     return Accelerator(cpu=not torch.cuda.is_available(),
                        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=24))])
+
+
+def launched() -> bool:
+    """Whether this process is one of several (`accelerate launch`, torchrun)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def share(acc, objects: list) -> list:
+    """The main process's `objects` (picklable), in every process."""
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list(list(objects), from_process=0)
 
 
 class Shard:

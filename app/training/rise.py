@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from app.training.args import parse_rise
-from app.training import lora
+from app.training import distributed, lora
 from app.training.base import save
 from app.training.collect import CollectConfig, collect, weight
 from app.training.data import collate, encode_example
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     except (EngineError, TeacherError, lora.LoraError) as e:  # a teacher that does not answer, a model that does not load
         print(f"rise train rise: error: {e}", file=sys.stderr)
         return 2
+    if not history:  # another process of a multi-process run: the main one reports
+        return 0
     print(json.dumps(history[-1], indent=2))
     print(summary(a, history, time.monotonic() - t0))
     return 0
@@ -85,15 +87,16 @@ async def run(a: argparse.Namespace) -> list[dict]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from app.tasks.registry import get_task
-    from app.training import synthetic_recipe
 
     torch.manual_seed(a.seed)
-    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    # under `accelerate launch`: the main process collects and evaluates, every process trains its share
+    acc = distributed.accelerator() if distributed.launched() else None
+    lead = acc is None or acc.is_main_process
+    device = acc.device if acc is not None else torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     task = get_task(a.task) if a.task else None  # traces: each its own
-    recipe = a.recipe
     rng = random.Random(a.seed)
     current = a.model
-    teacher = await _open_teacher(a) if a.source == "teacher" else None
+    teacher = await _open_teacher(a) if a.source == "teacher" and lead else None
     history: list[dict] = []
     a.out.mkdir(parents=True, exist_ok=True)
     # the frozen model --anchor keeps replayed turns close to: the same every iteration, loaded once
@@ -101,46 +104,30 @@ async def run(a: argparse.Namespace) -> list[dict]:
     if a.lora_r:
         lora.check_targets(a.model, a)
     items = _eval_items(a)
-    a.eval_start = await _evaluate(a.model, a, items) if items else None  # the starting model, for the summary
+    a.eval_start = await _evaluate(a.model, a, items) if items and lead else None  # the starting model
     try:
         for it in range(1, a.iterations + 1):
             t0 = time.monotonic()
-            questions = _questions(a, rng)
-            engine = await _open(a, current)
-            cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature,
-                                max_tokens=a.max_tokens, tau=a.tau, seed=a.seed * 100 + it, criterion=a.criterion,
-                                later=recipe.later if recipe else 0.0, later_wrong=recipe.later_wrong if recipe else 0.4,
-                                single_turn=a.single_turn)
-            try:
-                with tqdm(total=len(questions), desc=f"collect {it}", mininterval=15) as bar:
-                    if a.traced is not None:  # served traffic: its turns are the first iteration's rollouts
-                        examples, stats = await collect_traces(engine, questions, cfg, teacher, it == 1, bar.update)
-                    else:
-                        examples, stats = await collect(engine, questions, task, cfg, teacher, bar.update)
-            finally:
-                await engine.aclose()
-            t_collect = time.monotonic() - t0
-
             tokenizer = AutoTokenizer.from_pretrained(current)
+            encoded, stats, orders = await _collected(a, it, current, tokenizer, rng, task, teacher) if lead else (None,) * 3
+            if acc is not None:
+                encoded, stats, orders = distributed.share(acc, [encoded, stats, orders])
+            t_collect = time.monotonic() - t0
             if a.lora_r:  # the adapter trains (the last iteration's, from the 2nd on), the model stays frozen
                 model = lora.trainable(a.model, current if lora.is_adapter(current) else None, a)
             else:
                 model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
-            if a.source == "recheck":
-                examples += synthetic_recipe.solver_written(rng, a.problems, recipe, a.tau)
-            if a.max_examples and len(examples) > a.max_examples:  # another run's count (a same-data baseline)
-                examples = rng.sample(examples, a.max_examples)
-            # recheck: replay first turns only (after feedback the model now re-checks instead)
-            replay = _replay(a, rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
-            encoded = [encode_example(tokenizer, m, w) for m, w in examples]
-            for ids, w in (encode_example(tokenizer, m, w) for m, w in replay):
-                # anchored: replayed turns keep the anchor model's distribution (KL) instead of imitating the text
-                encoded.append((ids, [0.0] * len(w), [float(x > 0) for x in w]) if a.anchor else (ids, w))
             steps = max(1, a.epochs * len(encoded) // a.batch_size)
             tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
-            batches = _epochs(encoded, a.batch_size, a.epochs, tokenizer.pad_token_id, rng)
-            summary = train(model, batches, tcfg, device, reference, a.anchor) if encoded else {"steps": 0}
+            batches = _epochs(encoded, a.batch_size, orders, tokenizer.pad_token_id)
+            summary = train(model, batches, tcfg, device, reference, a.anchor, acc) if encoded else {"steps": 0}
             step_dir = a.out / f"iter-{it}"
+            current = step_dir
+            if not lead:
+                acc.wait_for_everyone()  # the main process saves (and evaluates) this iteration
+                continue
+            if acc is not None:
+                model = acc.unwrap_model(model)
             if a.lora_r:
                 lora.save_adapter(model, tokenizer, step_dir, a.model)
             else:
@@ -151,11 +138,15 @@ async def run(a: argparse.Namespace) -> list[dict]:
                 record["eval"] = await _evaluate(step_dir, a, items)
             history.append(record)
             (a.out / "iterations.json").write_text(json.dumps(history, indent=2) + "\n")
-            current = step_dir
+            if acc is not None:
+                acc.wait_for_everyone()
     finally:
         if teacher:
             await teacher.aclose()
+    if not lead:
+        return []
     if a.merge:  # the last iteration's adapter merged into the model is the result
+
         lora.merge(a.model, current, a.out)
     else:
         for f in current.iterdir():  # the last iteration is the result
@@ -217,10 +208,47 @@ def _replay(a: argparse.Namespace, rng: random.Random, count: int, scale: float,
             for q in (rng.choice(solved) for _ in range(count if solved else 0))]
 
 
-def _epochs(encoded, batch_size: int, epochs: int, pad_id: int, rng: random.Random):
-    for _ in range(epochs):
+async def _collected(a: argparse.Namespace, it: int, current: Path, tokenizer, rng: random.Random, task, teacher):
+    """This iteration's training data: rollouts of `current` on its questions, improved turns and
+    replay, encoded; and each epoch's order of them (drawn now, so that every process of a
+    multi-process run trains in the same order). Returns (encoded, collection stats, orders)."""
+    from app.training import synthetic_recipe
+
+    recipe = a.recipe
+    questions = _questions(a, rng)
+    engine = await _open(a, current)
+    cfg = CollectConfig(source=a.source, turns=a.turns, best_of=a.best_of, temperature=a.temperature,
+                        max_tokens=a.max_tokens, tau=a.tau, seed=a.seed * 100 + it, criterion=a.criterion,
+                        later=recipe.later if recipe else 0.0, later_wrong=recipe.later_wrong if recipe else 0.4,
+                        single_turn=a.single_turn)
+    try:
+        with tqdm(total=len(questions), desc=f"collect {it}", mininterval=15) as bar:
+            if a.traced is not None:  # served traffic: its turns are the first iteration's rollouts
+                examples, stats = await collect_traces(engine, questions, cfg, teacher, it == 1, bar.update)
+            else:
+                examples, stats = await collect(engine, questions, task, cfg, teacher, bar.update)
+    finally:
+        await engine.aclose()
+    if a.source == "recheck":
+        examples += synthetic_recipe.solver_written(rng, a.problems, recipe, a.tau)
+    if a.max_examples and len(examples) > a.max_examples:  # another run's count (a same-data baseline)
+        examples = rng.sample(examples, a.max_examples)
+    # recheck: replay first turns only (after feedback the model now re-checks instead)
+    replay = _replay(a, rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
+    encoded = [encode_example(tokenizer, m, w) for m, w in examples]
+    for ids, w in (encode_example(tokenizer, m, w) for m, w in replay):
+        # anchored: replayed turns keep the anchor model's distribution (KL) instead of imitating the text
+        encoded.append((ids, [0.0] * len(w), [float(x > 0) for x in w]) if a.anchor else (ids, w))
+    orders = []
+    for _ in range(a.epochs):
         order = list(range(len(encoded)))
         rng.shuffle(order)
+        orders.append(order)
+    return encoded, stats, orders
+
+
+def _epochs(encoded, batch_size: int, orders: list[list[int]], pad_id: int):
+    for order in orders:
         for i in range(0, len(order), batch_size):
             yield collate([encoded[j] for j in order[i:i + batch_size]], pad_id)
 

@@ -134,3 +134,33 @@ def test_sighup_reloads_the_served_directory(served):
     assert wait_for(lambda: version(url) == model_version(BASE), timeout=120), log.read_text()[-2000:]
     assert turns(url) != before and proc.poll() is None
     assert "SIGHUP: reloading" in log.read_text()
+
+
+async def in_process(method, path, **kw) -> httpx.Response:
+    from app.api.main import create_app
+    from app.config import Settings
+    from tests.fakes import FakeEngine, scripted
+
+    app = create_app(Settings(admin_keys=[ADMIN]), engine=FakeEngine(scripted(["1"])))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        return await c.request(method, path, **kw)
+
+
+@pytest.mark.parametrize("model", ["/" + "a" * 300, "/tmp/" + "b" * 256 + "/model"])
+async def test_a_path_the_os_cannot_even_look_up_is_a_400_not_a_500(model):
+    r = await in_process("POST", "/admin/reload", json={"model": model}, headers=HEADERS)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model", r.text
+
+
+@pytest.mark.parametrize("body", [{"model": 5, "extra": 1}, {"model": ""}, ["x"]])
+async def test_a_client_without_the_admin_key_learns_nothing_about_the_body(body):
+    r = await in_process("POST", "/admin/reload", json=body)
+    assert r.status_code == 401 and "admin key" in r.json()["error"]["message"], r.text
+
+
+async def test_the_documented_curl_without_a_content_type_is_told_to_send_json():
+    """curl -d sends `application/x-www-form-urlencoded`: the 400 says what to send instead."""
+    r = await in_process("POST", "/admin/reload", content=b'{"model": "/nonexistent"}', headers={
+        **HEADERS, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "application/json" in r.json()["error"]["message"], r.text

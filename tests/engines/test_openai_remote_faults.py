@@ -304,3 +304,28 @@ async def test_a_slow_upstream_within_the_timeout_answers():
     with FakeUpstream(lambda body, n: _slow(answer("The answer is 4.", stream=True), 1.5)) as up:
         c = await asyncio.wait_for(_generate(up, stream=True, timeout_s=5), 10)
     assert c.text == "The answer is 4." and len(up.requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_credentials_in_the_upstream_url_never_reach_a_message(stream):
+    """An upstream URL may carry credentials (`http://user:pass@host/v1`, `?api-key=`): the engine
+    still uses them, but its error messages (which become the client's error) and its info (/ready)
+    show the URL without them."""
+    seen: list[str] = []
+
+    def reply(body, n):
+        seen.append(body.get("model"))
+        return Reply(500, {"error": {"message": "the engine died", "type": "server_error"}})
+
+    with FakeUpstream(reply) as up:
+        url = up.url.replace("http://", "http://admin:S3CRET@") + "?api-key=QSECRET"
+        engine = OpenAIEngine(url, max_retries=0, backoff_s=0.01)
+        try:
+            with pytest.raises(Exception) as e:
+                await engine.generate([CONV], SamplingParams(max_tokens=8),
+                                      on_delta=(lambda i, j, t: None) if stream else None)
+            shown = f"{e.value} {engine.info.extra}"
+            assert seen and "the engine died" in str(e.value)  # the upstream was reached and answered
+            assert "S3CRET" not in shown and "QSECRET" not in shown and "admin" not in shown, shown
+        finally:
+            await engine.aclose()

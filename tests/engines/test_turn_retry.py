@@ -71,6 +71,20 @@ async def test_the_header_name_is_a_setting_and_empty_sends_none():
     assert up.session_keys() == [None, None]
 
 
+@pytest.mark.parametrize("name", ["Authorization", "host", "Content-Length", "Transfer-Encoding", "Connection",
+                                  "Content-Type", "Cookie"])
+def test_a_session_header_that_would_replace_one_the_call_needs_is_refused(name):
+    """The session key would overwrite the upstream's bearer key, the body's framing or its type:
+    RISE_UPSTREAM_SESSION_HEADER refuses those names (rise serve exits 2 naming the setting)."""
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    with pytest.raises(ValidationError, match="upstream_session_header"):
+        Settings(upstream_session_header=name)
+    assert Settings(upstream_session_header="x-user-id").upstream_session_header == "x-user-id"
+
+
 # turn retry ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("failure", ["reset", "cut", "500"])

@@ -29,3 +29,13 @@ def test_greedy_with_several_draws_is_refused_saying_why(kwargs, named):
     message = str(e.value)
     assert message.startswith("temperature 0") and named in message and "identical" in message
     assert "leave temperature out" in message
+
+
+@pytest.mark.parametrize("given", [1e-6, 1e-320, 5e-324])
+def test_a_temperature_that_every_engine_runs_greedy_is_refused_like_0(given):
+    """Below GREEDY_BELOW every engine decodes greedily (app/engines/base.py), so several draws
+    would be just as identical as at an explicit 0: the rule must not let it through."""
+    with pytest.raises(ValueError) as e:
+        resolve_temperature(given, samples=2)
+    assert str(e.value).startswith("temperature") and "identical" in str(e.value)
+    assert resolve_temperature(given) == given  # one draw: kept (the engine runs it greedily)

@@ -33,3 +33,28 @@ def test_two_processes_take_the_same_step_as_one(tmp_path):
     assert one["weights"].keys() == two["weights"].keys()
     for name, value in one["weights"].items():
         assert two["weights"][name] == pytest.approx(value, abs=1e-5), name
+
+
+def _launch(port: int) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port)]
+
+
+@pytest.mark.slow
+def test_rise_train_rise_under_accelerate_matches_one_process(tmp_path):
+    """The main process collects and evaluates, both train: two LoRA iterations give the same data,
+    losses and evaluation as one process (the second iteration rolls out the first's adapter)."""
+    argv = ["-m", "app.cli", "train", "rise", "--model", str(ROOT / "models" / "base-synth"), "--problems", "4",
+            "--iterations", "2", "--turns", "2", "--best-of", "2", "--epochs", "1", "--batch-size", "4", "--lora-r", "4",
+            "--eval-limit", "2", "--lr", "1e-3"]
+    runs = {}
+    for name, launch in (("one", [sys.executable]), ("two", _launch(free_port()))):
+        r = subprocess.run([*launch, *argv, "--out", str(tmp_path / name)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert r.stdout.count("rise train rise: ") == 1  # one summary, from the main process
+        runs[name] = json.loads((tmp_path / name / "iterations.json").read_text())
+    for one, two in zip(runs["one"], runs["two"], strict=True):
+        assert one["collect"] == two["collect"] and one["train"]["tokens"] == two["train"]["tokens"]
+        assert two["train"]["loss_curve"] == pytest.approx(one["train"]["loss_curve"], abs=2e-4)
+        assert two["eval"] == one["eval"]
