@@ -285,7 +285,7 @@ class OpenAIEngine:
         for attempt in range(self.max_retries + 1):
             try:
                 request = self.client.build_request(method, path, json=body, headers=headers)
-                r = await self.client.send(request, stream=stream)
+                r = await self._send_resending_once(request, stream)
                 if r.status_code < 400:
                     return r
                 await r.aread()
@@ -305,6 +305,18 @@ class OpenAIEngine:
             log.info("upstream %s: %s; again in %.2f s", self.base_url, retry.error, wait)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
+
+    async def _send_resending_once(self, request: httpx.Request, stream: bool) -> httpx.Response:
+        """Send `request`; closed with no answer at all, it is sent once more at once: most often the
+        connection was a kept-alive one that the upstream, or a load balancer before it, had dropped
+        (a second close is the call's failure)."""
+        try:
+            return await self.client.send(request, stream=stream)
+        except httpx.RemoteProtocolError as e:
+            if "without sending a response" not in str(e):
+                raise
+            log.info("upstream %s closed the connection with no answer; sending again", self.base_url)
+            return await self.client.send(request, stream=stream)
 
     def _refuse(self, r: httpx.Response) -> None:
         """Raise what an error status means (_Retry for the ones that may be sent again)."""

@@ -4,6 +4,8 @@ headers recorded. The n-th chat request (from 0) does what `script[n]` says, the
 
     ok     a full answer ("The answer is 4."), streamed when asked
     reset  the request is read, then the connection is reset with no response
+    close  the request is read, then the connection is closed (FIN) with no response, as a load
+           balancer closes a kept-alive connection it had given up on
     cut    a streamed answer that stops after its first words: the connection closes mid-body
     500    HTTP 500 with an OpenAI-shaped error
 
@@ -50,6 +52,9 @@ class FlakyUpstream:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                     return  # no response: closing with SO_LINGER 0 sends a reset
+                if action == "close":
+                    self.close_connection = True
+                    return
                 if action == "500":
                     return self._json(500, {"error": {"message": "the engine died", "type": "server_error"}})
                 if not body.get("stream"):
