@@ -307,15 +307,22 @@ class OpenAIEngine:
         raise AssertionError("unreachable")
 
     async def _send_resending_once(self, request: httpx.Request, stream: bool) -> httpx.Response:
-        """Send `request`; closed with no answer at all, it is sent once more at once: most often the
-        connection was a kept-alive one that the upstream, or a load balancer before it, had dropped
-        (a second close is the call's failure)."""
+        """Send `request`. Closed with no answer at all on a kept-alive connection (one this call did
+        not open), it is sent once more at once: that connection was one the upstream, or a load
+        balancer before it, had dropped. On a connection of its own, such a close is the call's failure."""
+        opened: list[str] = []
+
+        async def trace(name: str, info: dict) -> None:
+            if name.startswith("connection.connect_tcp"):
+                opened.append(name)
+
+        request.extensions = {**request.extensions, "trace": trace}
         try:
             return await self.client.send(request, stream=stream)
         except httpx.RemoteProtocolError as e:
-            if "without sending a response" not in str(e):
+            if opened or "without sending a response" not in str(e):
                 raise
-            log.info("upstream %s closed the connection with no answer; sending again", self.base_url)
+            log.info("upstream %s closed a kept-alive connection with no answer; sending again", shown_url(self.base_url))
             return await self.client.send(request, stream=stream)
 
     def _refuse(self, r: httpx.Response) -> None:

@@ -267,14 +267,28 @@ async def test_a_slow_upstream_gets_the_generation_once(stream):
         assert len(up.requests) == 1
 
 
-async def test_a_broken_connection_after_sending_is_not_retried():
+async def test_a_broken_connection_after_sending_is_sent_again_once_only_when_it_was_kept_alive():
+    """The call goes out on the connection kept alive from the /models check: closed with no answer,
+    it may be one the upstream (or a load balancer) had dropped, so it is sent once more, on a
+    connection of its own; closed again there, it is the call's failure (cluster bed, issue 32)."""
     def chat(body, n):
         raise ConnectionResetError  # the handler dies: the connection closes with no response
 
     with FakeUpstream(chat) as up:
         with pytest.raises(UpstreamUnavailable):
             await _generate(up, max_retries=3)
-        assert len(up.requests) == 1
+        assert len(up.requests) == 2
+
+
+async def test_a_kept_alive_connection_dropped_before_the_call_costs_nothing():
+    def chat(body, n):
+        if n == 0:
+            raise ConnectionResetError
+        return answer("The answer is 4.", stream=True)
+
+    with FakeUpstream(chat) as up:
+        c = await _generate(up, stream=True, max_retries=0)
+    assert c.text == "The answer is 4." and len(up.requests) == 2
 
 
 async def test_server_errors_are_retried():
