@@ -6,21 +6,11 @@ real processes on the shipped model.
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from app.api.protocol_refine import RefineResponse
-
-Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
-
-
-def rise(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=300)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
+from tests.test_cli import Q, rise
 
 
 def refine_json(*args) -> dict:

@@ -336,17 +336,21 @@ class HFEngine:
             picked = sample_next(batch.logits, [r.params for r in batch.rows], [r.gen for r in batch.rows])
             tokens = picked.tolist()
             logprobs = token_logprobs(batch.logits, picked, [r.params.logprobs for r in batch.rows])
+        tokens = self._advance_all(batch, tokens, logprobs)
+        if len(batch):
+            self._decode(batch, tokens)
+
+    def _advance_all(self, batch: RunningBatch, tokens: list[int], logprobs: list[float] | None) -> list[int]:
+        """Give each row its token; the rows that finished leave the batch (their prompt + answer kept
+        in the prefix cache as the next turn's prefix). The tokens of the rows that stay."""
         gone = []
         for b, r in enumerate(batch.rows):
             self._advance(r, tokens[b], None if logprobs is None else logprobs[b])
             if r.finish is not None:
                 gone.append(b)
                 if r.finish != "abort":
-                    self.prefix_cache.insert(*batch.row_kv(b))  # prompt + answer: the next turn's prefix
-        if gone:
-            tokens = [tokens[b] for b in batch.remove(gone)]
-        if len(batch):
-            self._decode(batch, tokens)
+                    self.prefix_cache.insert(*batch.row_kv(b))
+        return [tokens[b] for b in batch.remove(gone)] if gone else tokens
 
     def _decode(self, batch: RunningBatch, tokens: list[int]) -> None:
         """Run every row one step on its next token; the batch's logits become the following ones."""

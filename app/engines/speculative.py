@@ -130,16 +130,7 @@ class Speculator:
         return any(self.on(r) for r in rows)
 
     def step(self, eng: "HFEngine", batch: RunningBatch) -> None:
-        tokens, logprobs = self._first(batch)
-        gone = []
-        for b, r in enumerate(batch.rows):
-            eng._advance(r, tokens[b], None if logprobs is None else logprobs[b])
-            if r.finish is not None:
-                gone.append(b)
-                if r.finish != "abort":
-                    eng.prefix_cache.insert(*batch.row_kv(b))
-        if gone:
-            tokens = [tokens[b] for b in batch.remove(gone)]
+        tokens = eng._advance_all(batch, *self._first(batch))
         if not len(batch):
             return
         drafts = [self._draft(r) for r in batch.rows]

@@ -31,7 +31,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from app.tasks.synthetic import ANSWER_RE, ITEMS, NAMES, PHRASES, SPLITS, Difficulty, Step, split_of
+from app.tasks.synthetic import ANSWER_RE, ITEMS, NAMES, PHRASES, SPLITS, Difficulty, Step, draw_of_split
 
 STEP_RE = re.compile(r"(-?\d+)\s*([+\-*/])\s*(-?\d+)\s*=\s*(-?\d+)")
 CHECK = "Check:"
@@ -149,12 +149,7 @@ def corrupt(problem: Problem, rng: random.Random) -> str:
 
 def generate(rng: random.Random, difficulty: Difficulty = LEVELS["medium"], split: str = "train") -> Problem:
     """Draw one problem of `split` from `rng` (rejection sampling on the structure's split hash)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    while True:
-        problem = _draw(rng, difficulty)
-        if split_of(problem) == split:
-            return problem
+    return draw_of_split(_draw, rng, difficulty, split)
 
 
 def problems(seed: int, count: int, difficulty: Difficulty = LEVELS["medium"], split: str = "test") -> list[Problem]:

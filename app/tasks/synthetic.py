@@ -111,10 +111,16 @@ def split_of_text(question: str) -> str:
 
 def generate(rng: random.Random, difficulty: Difficulty = Difficulty(), split: str = "train") -> Problem:
     """Draw one problem of `split` from `rng` (rejection sampling on the split hash)."""
+    return draw_of_split(_draw, rng, difficulty, split)
+
+
+def draw_of_split(draw, rng: random.Random, difficulty, split: str):
+    """`draw(rng, difficulty)` until the problem's structure falls in `split` (this family's and the
+    inverse family's generators: one split rule for both)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     while True:
-        problem = _draw(rng, difficulty)
+        problem = draw(rng, difficulty)
         if split_of(problem) == split:
             return problem
 
