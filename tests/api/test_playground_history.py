@@ -114,6 +114,30 @@ def test_history_lists_past_refinements_and_opens_each_by_its_permalink(browser,
         assert page.inner_text("#single-view .run-error").startswith("404 not found: no refinement with id")
 
 
+def test_a_permalink_typed_while_the_page_starts_is_loaded_once_and_stays(browser, traced):
+    """The address bar's hash changes while the page's start-up is still loading: start-up and
+    `hashchange` both open the link. One load, and the view it drew is not redrawn empty after."""
+    rid = httpx.post(f"{traced}/v1/refine", json={"question": Q, "max_turns": 2}, timeout=120).json()["id"]
+    with opened(browser, traced) as tab:
+        page = tab.page
+        held = []
+        page.route("**/v1/verifiers", lambda route: held.append(route))  # start-up waits here, before its own openPermalink
+        page.reload()
+        while not held:
+            page.wait_for_timeout(20)
+        page.goto(f"{traced}/#/r/{rid}")  # same document: a hashchange
+        view = page.locator(f"#single-view .run[data-refinement-id='{rid}']")
+        view.wait_for()
+        page.evaluate("(id) => document.querySelector(`.run[data-refinement-id='${id}']`).dataset.first = 'yes'", rid)
+        held[0].continue_()
+        page.locator("#verifier optgroup[label=\"this server's endpoints\"]").wait_for(state="attached")
+        page.locator("html[data-started=true]").wait_for(state="attached")  # start-up's own openPermalink ran
+        assert view.get_attribute("data-first") == "yes"
+        check_stored_view(view, stored(traced, rid))
+        loads = [r for r in tab.requests if r["url"] == f"{traced}/v1/refinements/{rid}"]
+        assert len(loads) == 1, loads
+
+
 def check_stored_view(view, trace: dict) -> None:
     assert view.locator("h2").inner_text() == f"Stored refinement {trace['id']}"
     assert view.locator(".stored-question").inner_text() == f"Question: {trace['question']}"

@@ -12,7 +12,7 @@ import { RunView, replay } from "./render.js";
 import { sameAnswer } from "./tally.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { traces: null, controller: null, riseFeedback: null };
+const state = { traces: null, controller: null, riseFeedback: null, permalink: null, permalinkLoads: 0 };
 
 init();
 
@@ -35,6 +35,7 @@ async function init() {
   }
   await refreshServerInfo();
   await openPermalink();
+  document.documentElement.dataset.started = "true";
 }
 
 function setupKey() {
@@ -127,6 +128,12 @@ async function stream(view, request, signal) {
   }
 }
 
+/** A run replaces the stored view: a later link, even the same one, opens anew. */
+function forgetPermalink() {
+  state.permalink = null;
+  state.permalinkLoads++;
+}
+
 function showOnly(id) {
   for (const view of ["single-view", "compare-view"]) $(view).hidden = view !== id;
 }
@@ -136,6 +143,7 @@ async function runSingle() {
   try { request = readForm(); } catch (e) { showError(e); return; }
   const signal = begin();
   showOnly("single-view");
+  forgetPermalink();
   if (permalinkId()) history.replaceState(null, "", location.pathname); // a new run leaves the stored one's link
   const view = viewFor($("single-view"), "Refinement", request);
   const result = await stream(view, request, signal);
@@ -159,6 +167,7 @@ async function runCompare() {
   try { request = readForm(); } catch (e) { showError(e); return; }
   const k = request.max_turns || Number($("max_turns").value) || 5;
   const signal = begin();
+  forgetPermalink();
   showOnly("compare-view");
   $("compare-verdict").hidden = true;
   const turns = viewFor($("compare-turns"), `${k} refinement turns`, request);
@@ -206,7 +215,11 @@ function showVerdict(a, b, oracle, k) {
 /** `/#/r/<id>`: the stored refinement, opened by id (traces on), with its feedback box. */
 async function openPermalink() {
   const id = permalinkId();
-  if (!id) return;
+  // start-up and `hashchange` can both ask for the same link (an address typed into an open page):
+  // it is loaded once, and only the newest load may write the view
+  if (!id || id === state.permalink) return;
+  state.permalink = id;
+  const load = ++state.permalinkLoads;
   showOnly("single-view");
   const view = new RunView($("single-view"), `Stored refinement ${id}`,
                            { feedbackLabel: feedbackLabeller("", {}) });
@@ -214,10 +227,13 @@ async function openPermalink() {
   try {
     trace = await getJSON(`/v1/refinements/${encodeURIComponent(id)}`);
   } catch (e) {
+    if (load !== state.permalinkLoads) return;
+    state.permalink = null; // a failed load can be tried again
     view.fail(e);
     if (e.status === 401) showKeyBox("enter this server's API key");
     return;
   }
+  if (load !== state.permalinkLoads) return;
   view.feedbackLabel = feedbackLabeller(trace.question, {});
   const asked = el("p", "stored-question");
   asked.append(el("span", "muted", "Question: "), el("span", "", trace.question));
