@@ -1,5 +1,6 @@
 """Every subcommand refuses bad arguments the way docs/cli.md promises: a message naming the
-problem on stderr and exit status 2, never a traceback, and before any model loads.
+problem on stderr and exit status 2, never a traceback. `rise serve` runs as a real process; the
+others through the same `main` in this process (tests/cli.py).
 
     .venv/bin/python -m pytest -q tests/test_cli_args.py
 """
@@ -16,20 +17,27 @@ from pathlib import Path
 import pytest
 
 from app import cli_args
+from tests.cli import rise_here
 
 ROOT = Path(__file__).resolve().parent.parent
 Q = "Sam has 3 apples. He buys 2 more. How many apples does Sam have now?"
 
 
 def refused(cases: list[tuple[list[str], str]], timeout: float = 60, env: dict[str, str] | None = None) -> None:
-    """Run `python -m app.cli ARGS` for each case (a few at once, this environment plus `env`) and
-    check that each is refused."""
+    """Run `rise ARGS` for each case (this environment plus `env`) and check that each is refused:
+    `rise serve` as a real process (a few at once; it installs signal handlers), the other commands
+    through `main` in this process (tests/cli.py)."""
     def run(args):
+        if args[0] != "serve":
+            return rise_here(*args, check=False, env=env)
         return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True,
                               timeout=timeout, env={**os.environ, **(env or {})})
 
+    here = [run(args) for args, _ in cases if args[0] != "serve"]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(run, [args for args, _ in cases]))
+        served = iter(pool.map(run, [args for args, _ in cases if args[0] == "serve"]))
+    ran = iter(here)
+    results = [next(served) if args[0] == "serve" else next(ran) for args, _ in cases]
     failures = [f"{args}: exit {p.returncode}, stderr {p.stderr[-600:]!r}"
                 for (args, message), p in zip(cases, results)
                 if p.returncode != 2 or message not in p.stderr or "Traceback" in p.stderr]

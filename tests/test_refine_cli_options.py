@@ -1,6 +1,6 @@
 """`rise refine` has the options of `POST /v1/refine` (early stopping, a token budget, confidence
 votes, a built-in verifier, a feedback template) and `--json` prints the object that route answers;
-real processes on the shipped model.
+on the shipped model, through `main` in this process (tests/cli.py).
 
     .venv/bin/pytest -q -n 0 tests/test_refine_cli_options.py
 """
@@ -10,7 +10,8 @@ import json
 import pytest
 
 from app.api.protocol_refine import RefineResponse
-from tests.test_cli import Q, rise
+from tests.cli import rise_here as rise
+from tests.test_cli import Q
 
 
 def refine_json(*args) -> dict:
