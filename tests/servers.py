@@ -1,22 +1,42 @@
-"""Real rise-serve processes for tests: a free 127.0.0.1 port, the shipped model, stopped by PID."""
+"""Real rise-serve processes for tests: a free 127.0.0.1 port, the shipped model, stopped by PID.
+They are forked from a warm parent that has imported the server's modules once (tests/zygote.py;
+RISE_TEST_ZYGOTE=0 starts each with `python -m app.cli serve` instead)."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import httpx
 
-from app.api.launch import ROOT, free_port, start, stop
+from app.api.launch import ROOT, free_port, start, stop, wait_until_answers
 
 __all__ = ["ROOT", "free_port", "start_server", "stop_server", "wait_for"]
+
+
+_zygote = []
 
 
 def start_server(env_extra: dict[str, str] | None = None, args: list[str] | None = None, port: int | None = None,
                  wait_ready: bool = True):
     """Start `rise serve`; returns (process, base_url, log_path) once /ready answers 200 (or, with
     wait_ready=False, once /health does)."""
-    return start({"RISE_LOG_LEVEL": "info", **(env_extra or {})}, args, port,
-                 ready_path="/ready" if wait_ready else "/health")
+    env_extra = {"RISE_LOG_LEVEL": "info", **(env_extra or {})}
+    ready_path = "/ready" if wait_ready else "/health"
+    if os.environ.get("RISE_TEST_ZYGOTE", "1") == "0":
+        return start(env_extra, args, port, ready_path=ready_path)
+    from tests.zygote import Zygote
+
+    if not _zygote:
+        _zygote.append(Zygote())
+    port = port or free_port()
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"rise-serve-{port}.log"
+    proc = _zygote[0].fork(["serve", "--port", str(port), *(args or [])], log=log,
+                           env={**os.environ, **env_extra}, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_answers(proc, url, log, ready_path)
+    return proc, url, log
 
 
 def stop_server(proc) -> int:
