@@ -12,7 +12,7 @@ import httpx
 
 from app.api.launch import ROOT, free_port, start, stop, wait_until_answers
 
-__all__ = ["ROOT", "free_port", "start_server", "stop_server", "wait_for"]
+__all__ = ["ROOT", "free_port", "start_forked", "start_server", "stop_server", "wait_for"]
 
 
 _zygote = []
@@ -22,20 +22,25 @@ def start_server(env_extra: dict[str, str] | None = None, args: list[str] | None
                  wait_ready: bool = True):
     """Start `rise serve`; returns (process, base_url, log_path) once /ready answers 200 (or, with
     wait_ready=False, once /health does)."""
-    env_extra = {"RISE_LOG_LEVEL": "info", **(env_extra or {})}
-    ready_path = "/ready" if wait_ready else "/health"
+    return start_forked({"RISE_LOG_LEVEL": "info", **(env_extra or {})}, args, port,
+                        ready_path="/ready" if wait_ready else "/health")
+
+
+def start_forked(env_extra: dict[str, str] | None = None, args: list[str] | None = None, port: int | None = None, *,
+                 ready_path: str = "/ready", timeout: float = 120, log_name: str = "rise-serve"):
+    """`app.api.launch.start`, forked from the warm parent (its signature; tests/bench patches it in)."""
     if os.environ.get("RISE_TEST_ZYGOTE", "1") == "0":
-        return start(env_extra, args, port, ready_path=ready_path)
+        return start(env_extra, args, port, ready_path=ready_path, timeout=timeout, log_name=log_name)
     from tests.zygote import Zygote
 
     if not _zygote:
         _zygote.append(Zygote())
     port = port or free_port()
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"rise-serve-{port}.log"
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"{log_name}-{port}.log"
     proc = _zygote[0].fork(["serve", "--port", str(port), *(args or [])], log=log,
-                           env={**os.environ, **env_extra}, cwd=ROOT)
+                           env={**os.environ, **(env_extra or {})}, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    wait_until_answers(proc, url, log, ready_path)
+    wait_until_answers(proc, url, log, ready_path, timeout)
     return proc, url, log
 
 

@@ -4,6 +4,7 @@
 - `/judge`: correct when the answer is `params.expected` (default "31"), else incorrect with FEEDBACK;
 - `/wrong`: always incorrect with FEEDBACK;
 - `/slow`: answers after SLOW_S seconds (past a short timeout_s);
+- `/stall`: incorrect with FEEDBACK after SLOW_S seconds (a refinement that lasts SLOW_S a turn);
 - `/error`: HTTP 500; `/garbage`: 200 with a body that is not JSON; `/shape`: JSON without a boolean `correct`;
 - `/cookie`: as `/wrong`, setting a cookie (COOKIE) for the whole host.
 
@@ -45,6 +46,9 @@ class VerifierServer:
                 elif self.path == "/slow":
                     time.sleep(SLOW_S)
                     self._send(200, {"correct": True})
+                elif self.path == "/stall":
+                    time.sleep(SLOW_S)
+                    self._send(200, {"correct": False, "feedback": FEEDBACK})
                 elif self.path == "/error":
                     self._send(500, {"error": "boom"})
                 elif self.path == "/garbage":

@@ -96,16 +96,20 @@ def test_sigterm_during_a_slow_body_answers_503_and_logs_no_traceback():
     assert "Exception in ASGI application" not in text and "Traceback" not in text
 
 
-def test_ready_turns_503_first_and_requests_are_served_until_the_drain():
+def test_ready_turns_503_first_and_requests_are_served_until_the_drain(verifier):
     """Issue 32: a load balancer checking /ready stops sending before anything is refused. From
     SIGTERM /ready is 503 while new requests are still answered; after RISE_DRAIN_READY_DELAY_S the
     drain refuses them (503 not_ready) while a long refinement ends at the grace."""
     delay = 3.0
-    proc, url, log = start_server({"RISE_DRAIN_READY_DELAY_S": str(delay), "RISE_SHUTDOWN_GRACE_S": "4"})
+    # the long refinement must outlast the delay on an idle machine too (LONG alone can end in 3 s):
+    # a verifier that takes 2 s a turn and is never satisfied
+    stall = {"stall": {"url": f"{verifier.url}/stall", "timeout_s": 10}}
+    proc, url, log = start_server({"RISE_DRAIN_READY_DELAY_S": str(delay), "RISE_SHUTDOWN_GRACE_S": "4",
+                                   "RISE_VERIFIERS": json.dumps(stall)})
 
     async def go():
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
-            long = asyncio.create_task(c.post("/v1/refine", json=LONG))
+            long = asyncio.create_task(c.post("/v1/refine", json={**LONG, "verifier": {"name": "stall"}}))
             await asyncio.sleep(0.5)
             t = time.monotonic()
             proc.send_signal(signal.SIGTERM)

@@ -189,7 +189,16 @@ def agreement(drawn: list[tuple[int, ...]], reference: tuple[int, ...]) -> colle
                                for s in drawn)
 
 
-def test_sampled_outputs_keep_the_distribution_and_a_wrong_rule_fails(engine, second_turn, monkeypatch):
+@pytest.fixture(scope="module")
+def wide(model_path):
+    """The same engine with room for 128 sequences at once: the 1,000-sample runs take fewer steps."""
+    e = HFEngine(model_path, max_batch_size=128, speculative=SpecConfig(enabled=True, tokens=8))
+    yield e
+    asyncio.run(e.aclose())
+
+
+def test_sampled_outputs_keep_the_distribution_and_a_wrong_rule_fails(wide, second_turn, monkeypatch):
+    engine = wide
     prompt, _ = second_turn
     drawn = samples(engine, prompt, False, seed=0)
     mode = collections.Counter(drawn).most_common(1)[0][0]  # the likeliest text, mostly what the drafts propose
