@@ -4,6 +4,7 @@ One engine; each level's problems run concurrently, first without speculation, t
 request's `speculative`), and every turn's text, token count and finish reason are compared.
 
     flock /tmp/rise-heavy.lock .venv/bin/python scripts/spec_identity.py --per-level 300 --out runs/spec-identity.json
+    flock /tmp/rise-heavy.lock .venv/bin/python scripts/spec_identity.py --per-level 300 --levels hard expert
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ async def main(a) -> dict:
     engine = HFEngine(a.model, max_batch_size=a.batch, speculative=SpecConfig(enabled=False))
     report = {"model": a.model, "per_level": a.per_level, "turns": a.turns, "levels": {}}
     try:
-        for name, level in synthetic.LEVELS.items():
+        for name in a.levels:
+            level = synthetic.LEVELS[name]
             questions = [p.question for p in synthetic.problems(a.seed, a.per_level, level, "test")]
             plain, t_plain = await level_run(engine, questions, a.turns, False)
             spec, t_spec = await level_run(engine, questions, a.turns, True)
@@ -56,6 +58,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="models/rise-synth")
     ap.add_argument("--per-level", type=int, default=300)
+    ap.add_argument("--levels", nargs="+", choices=list(synthetic.LEVELS), default=list(synthetic.LEVELS))
     ap.add_argument("--turns", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=31)

@@ -34,6 +34,10 @@ def base_parser() -> argparse.ArgumentParser:
     ap.add_argument("--minutes", type=positive_float, default=None, help="train for this wall-clock time instead of --steps")
     ap.add_argument("--lr", type=positive_float, default=1e-3)
     ap.add_argument("--batch-size", type=positive_int, default=64)
+    ap.add_argument("--grad-accum", type=positive_int, default=1,
+                    help="split each batch into this many micro-batches: the same step with less memory")
+    ap.add_argument("--grad-checkpointing", action="store_true",
+                    help="recompute activations in the backward pass instead of keeping them")
     ap.add_argument("--device", default=None)
     ap.add_argument("--workers", type=non_negative_int, default=1, help="data loader processes (0: in this one)")
     ap.add_argument("--seed", type=seed, default=0)
@@ -118,6 +122,12 @@ def rise_parser() -> argparse.ArgumentParser:
     roll.add_argument("--epochs", type=positive_int, default=2)
     roll.add_argument("--lr", type=positive_float, default=1e-4)
     roll.add_argument("--batch-size", type=positive_int, default=32)
+    roll.add_argument("--grad-accum", type=positive_int, default=1,
+                      help="split each batch (each process's share of it) into this many micro-batches: the same "
+                           "step with less memory")
+    roll.add_argument("--grad-checkpointing", action="store_true",
+                      help="recompute activations in the backward pass instead of keeping them (less memory, "
+                           "about a third more compute)")
     roll.add_argument("--engine-batch", type=positive_int, default=64)
     roll.add_argument("--replay", type=non_negative_float, default=0.0,
                       help="add this many conversations of the same dataset per collected example (its worked "

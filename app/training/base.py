@@ -138,7 +138,8 @@ def like_the_rest(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_base(argv)
-    cfg = TrainConfig(lr=a.lr, steps=a.steps, minutes=a.minutes, warmup_steps=min(200, max(1, a.steps // 10)))
+    cfg = TrainConfig(lr=a.lr, steps=a.steps, minutes=a.minutes, warmup_steps=min(200, max(1, a.steps // 10)),
+                      grad_accum=a.grad_accum, grad_checkpointing=a.grad_checkpointing)
     info = run(a.out, a.size, cfg, a.batch_size, a.device, a.seed, a.workers, a.init, a.levels, a.dataset, a.shapes)
     print(json.dumps(info["train"] | {"parameters": info["parameters"]}))
     return 0

@@ -53,7 +53,6 @@ class Shard:
 
     def __init__(self, acc) -> None:
         self.acc, self.n, self.rank = acc, acc.num_processes, acc.process_index
-        self.global_loss = float("nan")  # the whole batch's weighted loss, for the log
 
     def take(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         part = {k: v[self.rank::self.n] for k, v in batch.items()}
@@ -62,21 +61,12 @@ class Shard:
                     for k, v in batch.items()}
         return part
 
-    def mean(self, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-        """This share's part of Σ num / Σ den over all shares, scaled for DDP's averaging."""
-        total = self.acc.reduce(den.detach().clone(), reduction="sum").clamp(min=1e-6)
-        return num * self.n / total
-
-    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from app.training.data import weighted_sums
-
-        num, den = weighted_sums(logits, batch)
-        total = self.acc.reduce(den.detach().clone(), reduction="sum").clamp(min=1e-6)
-        self.global_loss = float(self.acc.reduce(num.detach().clone(), reduction="sum") / total)
-        return num * self.n / total
+    def total(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` summed over every process's share (each micro-batch's sums are divided by such a total)."""
+        return self.acc.reduce(x.detach().clone(), reduction="sum")
 
 
-def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0) -> dict:
+def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0, grad_accum: int = 1) -> dict:
     """One training step on a fixed batch of `rows` synthetic conversations (the same in every
     process): the logged loss, the gradient's norm and the updated weights' sums, written by the
     main process to OUT/step.json (what the test compares between 1 and n processes)."""
@@ -99,7 +89,7 @@ def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0) -> dict:
     for i in range(0, rows, 3):  # weights differ between rows, so that a wrong normalisation shows
         examples[i] = (examples[i][0], [x * 12.0 for x in examples[i][1]])
     batch = collate(examples, tokenizer.pad_token_id)
-    summary = train(model, iter([batch]), TrainConfig(lr=1e-3, steps=1, warmup_steps=1, log_every=1),
+    summary = train(model, iter([batch]), TrainConfig(lr=1e-3, steps=1, warmup_steps=1, log_every=1, grad_accum=grad_accum),
                     torch.device("cpu"), accelerator=acc)
     model = acc.unwrap_model(model) if acc.num_processes > 1 else model
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -121,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=model_dir, default=None, help="HF model directory (default: the shipped model)")
     ap.add_argument("--out", type=writable_dir, required=True)
     ap.add_argument("--rows", type=int, default=6)
+    ap.add_argument("--grad-accum", type=int, default=1, help="micro-batches per process's share")
     a = ap.parse_args(argv)
-    one_step(a.model or default_model(), a.out, a.rows)
+    one_step(a.model or default_model(), a.out, a.rows, grad_accum=a.grad_accum)
     return 0
 
 

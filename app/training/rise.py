@@ -118,7 +118,8 @@ async def run(a: argparse.Namespace) -> list[dict]:
             else:
                 model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
             steps = max(1, a.epochs * len(encoded) // a.batch_size)
-            tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10)
+            tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10,
+                               grad_accum=a.grad_accum, grad_checkpointing=a.grad_checkpointing)
             batches = _epochs(encoded, a.batch_size, orders, tokenizer.pad_token_id)
             summary = train(model, batches, tcfg, device, reference, a.anchor, acc) if encoded else {"steps": 0}
             step_dir = a.out / f"iter-{it}"

@@ -43,6 +43,9 @@ def soup(models: list[Path], out: Path) -> Path:
         if f.is_file() and f.suffix in (".json", ".jinja") and f.name not in ("iterations.json", "training.json"):
             shutil.copy2(f, out / f.name)
     save_file(mean, str(out / "model.safetensors"), metadata={"format": "pt"})
+    from app.training.base import like_the_rest
+
+    like_the_rest(out)  # safetensors writes 0600; the weights as readable as the configs beside them
     return out
 
 

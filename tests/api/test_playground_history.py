@@ -120,11 +120,13 @@ def test_a_permalink_typed_while_the_page_starts_is_loaded_once_and_stays(browse
     rid = httpx.post(f"{traced}/v1/refine", json={"question": Q, "max_turns": 2}, timeout=120).json()["id"]
     with opened(browser, traced) as tab:
         page = tab.page
+        page.locator("html[data-started=true]").wait_for(state="attached")  # the first load's requests are done
         held = []
         page.route("**/v1/verifiers", lambda route: held.append(route))  # start-up waits here, before its own openPermalink
         page.reload()
         while not held:
             page.wait_for_timeout(20)
+        assert len(held) == 1
         page.goto(f"{traced}/#/r/{rid}")  # same document: a hashchange
         view = page.locator(f"#single-view .run[data-refinement-id='{rid}']")
         view.wait_for()

@@ -1,7 +1,9 @@
 """Multi-process training (app/training/distributed.py): one step of two processes under `accelerate
 launch` (DDP over gloo on the CPU), each on half of a batch whose rows weigh differently, equals one
 process's step on the whole batch: the same loss, gradient norm and updated weights (up to float
-summation order). The weighted loss is normalised over the whole batch, not per process."""
+summation order). The weighted loss is normalised over the whole batch, not per process. The two
+processes also split their shares into micro-batches (`--grad-accum 2`, DDP's sync on the last
+one only): still the same step."""
 
 import json
 import subprocess
@@ -13,9 +15,9 @@ from app.api.launch import free_port
 from tests.servers import ROOT
 
 
-def _step(out, *launch: str) -> dict:
+def _step(out, *launch: str, accum: int = 1) -> dict:
     r = subprocess.run([*launch, "-m", "app.training.distributed", "--out", str(out), "--model",
-                        str(ROOT / "models" / "base-synth"), "--rows", "5"],
+                        str(ROOT / "models" / "base-synth"), "--rows", "5", "--grad-accum", str(accum)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads((out / "step.json").read_text())
@@ -26,7 +28,7 @@ def test_two_processes_take_the_same_step_as_one(tmp_path):
     one = _step(tmp_path / "one", sys.executable)
     two = _step(tmp_path / "two", sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                 "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                "--main_process_port", str(free_port()))
+                "--main_process_port", str(free_port()), accum=2)
     assert (one["processes"], two["processes"]) == (1, 2)
     assert one["tokens"] == two["tokens"] and two["loss"] == pytest.approx(one["loss"], abs=1e-4)
     assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-5)

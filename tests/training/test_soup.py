@@ -27,6 +27,8 @@ def test_the_soup_is_the_elementwise_mean_and_loads(tmp_path, model_path):
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(tmp_path / "soup")  # config and tokenizer came along
+    mode = (tmp_path / "soup" / "config.json").stat().st_mode
+    assert (tmp_path / "soup" / "model.safetensors").stat().st_mode == mode  # the weights as readable as the rest
 
 
 def test_models_of_different_shapes_are_refused(tmp_path, model_path, capsys):
