@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     speculative_tokens: int = Field(8, ge=1, le=64, description="the most tokens a sequence drafts per step (k)")
     speculative_ngram_min: int = Field(2, ge=1, le=32, description="the shortest n-gram looked up to draft")
     speculative_ngram_max: int = Field(4, ge=1, le=32, description="the longest n-gram looked up (tried first)")
+    speculative_max_batch: int = Field(0, ge=0, le=4096, description="a decode step with more sequences than this "
+                                       "drafts nothing (a wide batch already fills the step); 0: no limit")
 
     @model_validator(mode="after")
     def _ngram_sizes(self):
@@ -127,7 +129,7 @@ class Settings(BaseSettings):
         from app.engines.speculative import SpecConfig
 
         return SpecConfig(self.speculative, self.speculative_tokens, self.speculative_ngram_min,
-                          self.speculative_ngram_max)
+                          self.speculative_ngram_max, self.speculative_max_batch)
 
     base_url: str | None = Field(None, description="upstream for --engine openai (an OpenAI-compatible /v1 URL)")
     api_key_upstream: str | None = Field(None, description="bearer key for the upstream")

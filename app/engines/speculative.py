@@ -45,18 +45,22 @@ if TYPE_CHECKING:
 class SpecConfig:
     """`enabled`: rows speculate unless their request says otherwise (`SamplingParams.speculative`);
     `tokens`: the most tokens a row drafts per step (k); n-grams of `ngram_max` down to `ngram_min`
-    tokens are looked up."""
+    tokens are looked up; `max_batch`: a step with more rows than this drafts nothing (0: no limit),
+    since a wide batch already fills the step that verifying drafts would."""
 
     enabled: bool = False
     tokens: int = 8
     ngram_min: int = 2
     ngram_max: int = 4
+    max_batch: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.tokens <= 64:
             raise ValueError("speculative tokens must be between 1 and 64")
         if not 1 <= self.ngram_min <= self.ngram_max <= 32:
             raise ValueError("speculative n-gram sizes need 1 <= ngram_min <= ngram_max <= 32")
+        if self.max_batch < 0:
+            raise ValueError("speculative max_batch must be 0 (no limit) or more")
 
 
 class Drafter:
@@ -127,12 +131,21 @@ class Speculator:
         return self.config.enabled if wanted is None else wanted
 
     def wants(self, rows: list[Row]) -> bool:
-        return any(self.on(r) for r in rows)
+        """Whether this step is the speculative one: a row speculates and the batch is not crowded,
+        or a row's last draft was rejected (its next token is the residual draw, whatever the batch)."""
+        if not any(self.on(r) for r in rows):
+            return False
+        return not self.crowded(rows) or any(r.spec is not None and r.spec.exclude is not None for r in rows)
+
+    def crowded(self, rows: list[Row]) -> bool:
+        return bool(self.config.max_batch) and len(rows) > self.config.max_batch
 
     def step(self, eng: "HFEngine", batch: RunningBatch) -> None:
         tokens = eng._advance_all(batch, *self._first(batch))
         if not len(batch):
             return
+        if self.crowded(batch.rows):  # the residual draws are done; no new drafts in a wide batch
+            return eng._decode(batch, tokens)
         drafts = [self._draft(r) for r in batch.rows]
         if not any(drafts):
             return eng._decode(batch, tokens)

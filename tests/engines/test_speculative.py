@@ -119,6 +119,27 @@ async def test_a_batch_of_long_and_short_drafts_with_stops_and_budgets_is_identi
     assert mixed, verify_drafts[:5]  # one pass verified long, short and no drafts together
 
 
+async def test_a_crowded_batch_drafts_nothing_and_the_text_is_the_same(model_path, engine):
+    """RISE_SPECULATIVE_MAX_BATCH: a step with more sequences than the limit runs without drafts;
+    once the batch thins out below it, drafting resumes. Greedy text as without speculation."""
+    limited = HFEngine(model_path, max_batch_size=16, speculative=SpecConfig(enabled=True, tokens=8, max_batch=2))
+    seen, real = [], limited.spec._verify
+
+    def spy(eng, batch, tokens, drafts):
+        seen.append(len(drafts))
+        return real(eng, batch, tokens, drafts)
+
+    limited.spec._verify = spy
+    try:
+        questions = [p.question for p in synthetic.problems(17, 6, synthetic.LEVELS["hard"], "test")]
+        plain = await refinements(engine, questions, False, max_turns=3)
+        spec = await refinements(limited, questions, True, max_turns=3)
+        assert [turns(r) for r in spec] == [turns(r) for r in plain]
+        assert seen and max(seen) <= 2, seen  # verify passes only once at most 2 rows were left
+    finally:
+        await limited.aclose()
+
+
 def test_static_step_with_speculation_gives_the_eager_text(model_path, engine):
     """The static-shape step (CUDA graphs on a GPU) runs the steps without drafts; verify steps run
     eagerly on its buffers: the same greedy text as the plain eager step."""
@@ -237,6 +258,8 @@ def test_the_switch_and_its_sizes_come_from_settings(monkeypatch):
     monkeypatch.setenv("RISE_SPECULATIVE", "false")
     monkeypatch.setenv("RISE_SPECULATIVE_TOKENS", "5")
     assert Settings().speculation() == SpecConfig(enabled=False, tokens=5, ngram_min=2, ngram_max=4)
+    monkeypatch.setenv("RISE_SPECULATIVE_MAX_BATCH", "4")
+    assert Settings().speculation().max_batch == 4
     monkeypatch.setenv("RISE_SPECULATIVE_NGRAM_MIN", "5")
     with pytest.raises(ValueError, match="RISE_SPECULATIVE_NGRAM_MIN \\(5\\) must not exceed"):
         Settings()
