@@ -178,6 +178,8 @@ def test_train_rise(tmp_path):
         (base + ["--anchor-model", "/tmp"], "not a model directory"),
         (base + ["--eval-limit", "-1"], "--eval-limit"),
         (base + ["--seed", "-1"], "--seed"),
+        (base + ["--grad-accum", "0"], "--grad-accum"),
+        (base + ["--fsdp", "--lora-r", "4"], "--fsdp"),
         (base + ["--teacher", "/tmp"], "not a model directory"),
         (base + ["--source", "teacher"], "--teacher"),
         (["train", "rise", "--model", "/tmp", "--out", str(tmp_path / "r")], "not a model directory"),

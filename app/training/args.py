@@ -128,6 +128,10 @@ def rise_parser() -> argparse.ArgumentParser:
     roll.add_argument("--grad-checkpointing", action="store_true",
                       help="recompute activations in the backward pass instead of keeping them (less memory, "
                            "about a third more compute)")
+    roll.add_argument("--fsdp", action="store_true",
+                      help="under several processes (accelerate launch), shard the weights, gradients and optimizer "
+                           "state over them (FSDP, ZeRO-3's partitioning) instead of replicating them (DDP); full "
+                           "weights only (not with --lora-r)")
     roll.add_argument("--engine-batch", type=positive_int, default=64)
     roll.add_argument("--replay", type=non_negative_float, default=0.0,
                       help="add this many conversations of the same dataset per collected example (its worked "
@@ -153,6 +157,8 @@ def parse_rise(argv: list[str] | None) -> argparse.Namespace:
     ap = rise_parser()
     a = ap.parse_args(argv)
     lora.check(ap, a)
+    if a.fsdp and a.lora_r:
+        ap.error("--fsdp shards full weights; with --lora-r the frozen model is small enough to replicate (leave --fsdp out)")
     _check_teacher(ap, a)
     if a.from_traces is not None:
         _check_traces(ap, a)

@@ -1,9 +1,11 @@
-"""Multi-process training with HF Accelerate (DDP): each process trains on its share of every batch.
+"""Multi-process training with HF Accelerate: each process trains on its share of every batch, the
+model replicated (DDP) or sharded over the processes (`--fsdp`: PyTorch's FSDP2, ZeRO-3's partitioning).
 `rise train rise` under `accelerate launch` collects and evaluates on the main process and trains on
 all (app/training/rise.py); this module also runs one checked step on its own.
 
     accelerate launch --multi_gpu --num_processes 2 -m app.cli train rise --model models/base-synth --out /tmp/d
     accelerate launch --multi_gpu --num_processes 2 -m app.training.distributed --out /tmp/ddp   # one step
+    accelerate launch --multi_gpu --num_processes 2 -m app.training.distributed --out /tmp/fsdp --fsdp
     pytest tests/training/test_distributed.py
 
 A batch stays the unit of the schedule: process p of n takes rows p, p+n, ... of each (global)
@@ -66,7 +68,35 @@ class Shard:
         return self.acc.reduce(x.detach().clone(), reduction="sum")
 
 
-def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0, grad_accum: int = 1) -> dict:
+def shard_fully(model: torch.nn.Module) -> None:
+    """FSDP (PyTorch's FSDP2, `fully_shard`; ZeRO-3's partitioning): each decoder layer (the classes
+    HF's `_no_split_modules` names) and then the whole model hold 1/n of their parameters, gradients
+    and optimizer state in each process, gathered for a layer's forward and backward. In place,
+    before the optimizer is made (its parameters are the shards)."""
+    from torch.distributed.fsdp import fully_shard
+
+    blocks = set(getattr(model, "_no_split_modules", None) or [])
+    for module in model.modules():
+        if type(module).__name__ in blocks:
+            fully_shard(module)
+    fully_shard(model)
+
+
+def gathered(model: torch.nn.Module, acc):
+    """The fully sharded `model`'s whole weights as a plain model in the main process (None in the
+    others). Every process must call it: the shards are gathered (to the CPU) collectively."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not acc.is_main_process:
+        return None
+    plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+    plain.load_state_dict(state)
+    return plain.eval()
+
+
+def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0, grad_accum: int = 1, fsdp: bool = False) -> dict:
     """One training step on a fixed batch of `rows` synthetic conversations (the same in every
     process): the logged loss, the gradient's norm and the updated weights' sums, written by the
     main process to OUT/step.json (what the test compares between 1 and n processes)."""
@@ -89,13 +119,16 @@ def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0, grad_accu
     for i in range(0, rows, 3):  # weights differ between rows, so that a wrong normalisation shows
         examples[i] = (examples[i][0], [x * 12.0 for x in examples[i][1]])
     batch = collate(examples, tokenizer.pad_token_id)
-    summary = train(model, iter([batch]), TrainConfig(lr=1e-3, steps=1, warmup_steps=1, log_every=1, grad_accum=grad_accum),
+    summary = train(model, iter([batch]), TrainConfig(lr=1e-3, steps=1, warmup_steps=1, log_every=1, grad_accum=grad_accum, fsdp=fsdp),
                     torch.device("cpu"), accelerator=acc)
-    model = acc.unwrap_model(model) if acc.num_processes > 1 else model
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    sharded = fsdp and acc.num_processes > 1
+    model = acc.unwrap_model(model) if acc.num_processes > 1 and not sharded else model
+    # (FSDP: each process holds a shard of every gradient; full_tensor() gathers it, in every process)
+    grads = [p.grad.full_tensor() if sharded else p.grad for p in model.parameters() if p.grad is not None]
+    whole = gathered(model, acc) if sharded else model
     result = {"processes": acc.num_processes, "loss": summary["loss_curve"][0], "tokens": summary["tokens"],
               "grad_norm": float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))),
-              "weights": {n: float(p.detach().double().sum()) for n, p in model.named_parameters()}}
+              "weights": {n: float(p.detach().double().sum()) for n, p in whole.named_parameters()} if whole else {}}
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "step.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -112,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=writable_dir, required=True)
     ap.add_argument("--rows", type=int, default=6)
     ap.add_argument("--grad-accum", type=int, default=1, help="micro-batches per process's share")
+    ap.add_argument("--fsdp", action="store_true", help="shard the model over the processes (FSDP) instead of DDP")
     a = ap.parse_args(argv)
-    one_step(a.model or default_model(), a.out, a.rows, grad_accum=a.grad_accum)
+    one_step(a.model or default_model(), a.out, a.rows, grad_accum=a.grad_accum, fsdp=a.fsdp)
     return 0
 
 

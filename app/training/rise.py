@@ -119,15 +119,18 @@ async def run(a: argparse.Namespace) -> list[dict]:
                 model = AutoModelForCausalLM.from_pretrained(current, dtype=torch.float32)
             steps = max(1, a.epochs * len(encoded) // a.batch_size)
             tcfg = TrainConfig(lr=a.lr, steps=steps, warmup_steps=max(1, steps // 20), min_lr_ratio=0.1, log_every=10,
-                               grad_accum=a.grad_accum, grad_checkpointing=a.grad_checkpointing)
+                               grad_accum=a.grad_accum, grad_checkpointing=a.grad_checkpointing, fsdp=a.fsdp)
             batches = _epochs(encoded, a.batch_size, orders, tokenizer.pad_token_id)
             summary = train(model, batches, tcfg, device, reference, a.anchor, acc) if encoded else {"steps": 0}
+            sharded = bool(encoded) and a.fsdp and acc is not None and acc.num_processes > 1
+            if sharded:  # every process takes part in gathering the shards; the main process gets the model
+                model = distributed.gathered(model, acc)
             step_dir = a.out / f"iter-{it}"
             current = step_dir
             if not lead:
                 acc.wait_for_everyone()  # the main process saves (and evaluates) this iteration
                 continue
-            if acc is not None:
+            if acc is not None and not sharded:
                 model = acc.unwrap_model(model)
             if a.lora_r:
                 lora.save_adapter(model, tokenizer, step_dir, a.model)

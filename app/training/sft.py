@@ -32,6 +32,7 @@ class TrainConfig:
     log_every: int = 50
     grad_accum: int = 1  # micro-batches per batch (each process's share of it, under several processes)
     grad_checkpointing: bool = False
+    fsdp: bool = False  # several processes: shard the model over them (app/training/distributed.py) instead of DDP
 
 
 def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, device: torch.device,
@@ -46,6 +47,12 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if reference is not None:
         reference.to(device).eval().requires_grad_(False)
+    several = accelerator is not None and accelerator.num_processes > 1
+    fsdp = several and cfg.fsdp
+    if fsdp:  # before the optimizer: its parameters are the shards
+        from app.training.distributed import shard_fully
+
+        shard_fully(model)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     other = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -54,11 +61,12 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
     )
     use_bf16 = bf16_autocast(device)
     shard = None
-    if accelerator is not None and accelerator.num_processes > 1:
+    if several:
         from app.training.distributed import Shard
 
         shard = Shard(accelerator)
-        model, opt = accelerator.prepare(model, opt)
+        if not fsdp:
+            model, opt = accelerator.prepare(model, opt)
     start = time.monotonic()
     step, tokens, losses = 0, 0, []
     bar = tqdm(total=cfg.steps if cfg.minutes is None else None, desc="train", mininterval=15)
@@ -86,7 +94,8 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         for i, part in enumerate(parts):
             part = {k: v.to(device, non_blocking=True) for k, v in part.items()}
             last = i == len(parts) - 1
-            sync = contextlib.nullcontext() if shard is None or last else accelerator.no_sync(model)
+            # DDP: gradients are averaged once, on the last micro-batch (FSDP reduces its shards each time)
+            sync = contextlib.nullcontext() if shard is None or last or fsdp else accelerator.no_sync(model)
             with sync:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
@@ -101,7 +110,7 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
                 else:
                     accelerator.backward(loss)
             num_sum, loss_sum = num_sum + num.detach(), loss_sum + float(loss.detach())
-        if shard is None:
+        if shard is None or fsdp:  # (FSDP's gradients are sharded tensors: torch's clip reduces their norm)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         else:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
