@@ -41,11 +41,11 @@ def soup(models: list[Path], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for f in models[0].iterdir():
         if f.is_file() and f.suffix in (".json", ".jinja") and f.name not in ("iterations.json", "training.json"):
-            shutil.copy2(f, out / f.name)
+            shutil.copyfile(f, out / f.name)  # new files: the umask's mode, as the weights get
     save_file(mean, str(out / "model.safetensors"), metadata={"format": "pt"})
     from app.training.base import like_the_rest
 
-    like_the_rest(out)  # safetensors writes 0600; the weights as readable as the configs beside them
+    like_the_rest(out)  # safetensors writes 0600: the weights get the umask's mode too, as the configs did
     return out
 
 

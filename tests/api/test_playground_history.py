@@ -140,6 +140,24 @@ def test_a_permalink_typed_while_the_page_starts_is_loaded_once_and_stays(browse
         assert len(loads) == 1, loads
 
 
+def test_after_compare_the_stored_refinements_link_opens_it_again(browser, traced):
+    """A run or the compare view replaces a stored view and leaves its link: following the same link
+    afterwards opens the stored refinement again."""
+    rid = httpx.post(f"{traced}/v1/refine", json={"question": Q, "max_turns": 2}, timeout=120).json()["id"]
+    with opened(browser, traced) as tab:
+        page = tab.page
+        page.goto(f"{traced}/#/r/{rid}")
+        page.locator(f"#single-view .run[data-refinement-id='{rid}']").wait_for()
+        fill(page, max_turns=1)
+        run(page, "#compare-view", "#compare")
+        assert page.evaluate("location.hash") == ""
+        assert page.locator("#single-view").is_hidden()
+        page.evaluate(f"location.hash = '#/r/{rid}'")
+        view = page.locator(f"#single-view .run[data-refinement-id='{rid}']")
+        view.wait_for()
+        check_stored_view(view, stored(traced, rid))
+
+
 def check_stored_view(view, trace: dict) -> None:
     assert view.locator("h2").inner_text() == f"Stored refinement {trace['id']}"
     assert view.locator(".stored-question").inner_text() == f"Question: {trace['question']}"

@@ -1,5 +1,6 @@
 """`python -m app.training.soup`: the mean of checkpoints' weights, on the shipped model."""
 
+import os
 import shutil
 
 import pytest
@@ -29,6 +30,23 @@ def test_the_soup_is_the_elementwise_mean_and_loads(tmp_path, model_path):
     AutoModelForCausalLM.from_pretrained(tmp_path / "soup")  # config and tokenizer came along
     mode = (tmp_path / "soup" / "config.json").stat().st_mode
     assert (tmp_path / "soup" / "model.safetensors").stat().st_mode == mode  # the weights as readable as the rest
+
+
+@pytest.mark.parametrize("umask", [0o027, 0o077, 0o002])
+def test_every_file_of_the_soup_gets_the_umasks_mode(tmp_path, model_path, umask):
+    """Whatever the sources' modes (here private, 0600), the soup's files are all made as any new file:
+    0666 less the umask, the weights included (safetensors alone would write them 0600)."""
+    for name in ("a", "b"):
+        shutil.copytree(model_path, tmp_path / name)
+        for f in (tmp_path / name).iterdir():
+            f.chmod(0o600)
+    before = os.umask(umask)
+    try:
+        assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "soup")]) == 0
+    finally:
+        os.umask(before)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "soup").iterdir()}
+    assert "model.safetensors" in modes and set(modes.values()) == {0o666 & ~umask}, modes
 
 
 def test_models_of_different_shapes_are_refused(tmp_path, model_path, capsys):

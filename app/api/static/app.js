@@ -168,6 +168,7 @@ async function runCompare() {
   const k = request.max_turns || Number($("max_turns").value) || 5;
   const signal = begin();
   forgetPermalink();
+  if (permalinkId()) history.replaceState(null, "", location.pathname); // as a single run: the stored one's link goes
   showOnly("compare-view");
   $("compare-verdict").hidden = true;
   const turns = viewFor($("compare-turns"), `${k} refinement turns`, request);
