@@ -107,14 +107,15 @@ class Settings(BaseSettings):
                               "graphs (captured at start-up; only on CUDA); false: the eager step")
     prefix_cache_mb: float = Field(256, ge=0, description="memory for the embedded engine's prefix KV cache "
                                    "(turn k reuses turn k-1's prompt and answer); 0 turns it off")
-    speculative: bool = Field(False, description="prompt-lookup speculation: the embedded engine drafts up to "
+    speculative: bool = Field(True, description="prompt-lookup speculation: the embedded engine drafts up to "
                               "speculative_tokens tokens per sequence from its own context (a later turn repeats the "
                               "previous attempt in its prompt) and checks them in one forward pass, output unchanged; "
-                              "a request's `speculative` overrides it; --engine vllm: vLLM's ngram speculative_config")
+                              "a request's `speculative` overrides it; --engine vllm: vLLM's ngram speculative_config, "
+                              "only when set to true explicitly")
     speculative_tokens: int = Field(8, ge=1, le=64, description="the most tokens a sequence drafts per step (k)")
     speculative_ngram_min: int = Field(2, ge=1, le=32, description="the shortest n-gram looked up to draft")
     speculative_ngram_max: int = Field(4, ge=1, le=32, description="the longest n-gram looked up (tried first)")
-    speculative_max_batch: int = Field(0, ge=0, le=4096, description="a decode step with more sequences than this "
+    speculative_max_batch: int = Field(4, ge=0, le=4096, description="a decode step with more sequences than this "
                                        "drafts nothing (a wide batch already fills the step); 0: no limit")
 
     @model_validator(mode="after")
@@ -125,10 +126,13 @@ class Settings(BaseSettings):
         return self
 
     def speculation(self):
-        """The embedded engine's speculation settings (app/engines/speculative.py)."""
+        """The engine's speculation settings (app/engines/speculative.py). On by default for the embedded
+        engine (measured: docs/results/speculative-cpu.md); vLLM's own n-gram speculation (engine-wide,
+        without the batch limit) only where RISE_SPECULATIVE=true is set."""
         from app.engines.speculative import SpecConfig
 
-        return SpecConfig(self.speculative, self.speculative_tokens, self.speculative_ngram_min,
+        enabled = self.speculative and (self.engine != "vllm" or "speculative" in self.model_fields_set)
+        return SpecConfig(enabled, self.speculative_tokens, self.speculative_ngram_min,
                           self.speculative_ngram_max, self.speculative_max_batch)
 
     base_url: str | None = Field(None, description="upstream for --engine openai (an OpenAI-compatible /v1 URL)")
