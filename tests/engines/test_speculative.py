@@ -257,9 +257,13 @@ def test_seeded_samples_repeat(engine, second_turn):
 def test_the_switch_and_its_sizes_come_from_settings(monkeypatch):
     monkeypatch.setenv("RISE_SPECULATIVE", "false")
     monkeypatch.setenv("RISE_SPECULATIVE_TOKENS", "5")
-    assert Settings().speculation() == SpecConfig(enabled=False, tokens=5, ngram_min=2, ngram_max=4)
-    monkeypatch.setenv("RISE_SPECULATIVE_MAX_BATCH", "4")
-    assert Settings().speculation().max_batch == 4
+    assert Settings().speculation() == SpecConfig(enabled=False, tokens=5, ngram_min=2, ngram_max=4, max_batch=4)
+    monkeypatch.setenv("RISE_SPECULATIVE_MAX_BATCH", "0")
+    assert Settings().speculation().max_batch == 0
+    monkeypatch.delenv("RISE_SPECULATIVE")  # the default: on for the embedded engine; vLLM's only when asked for
+    assert Settings().speculation().enabled and not Settings(engine="vllm").speculation().enabled
+    monkeypatch.setenv("RISE_SPECULATIVE", "true")
+    assert Settings(engine="vllm").speculation().enabled
     monkeypatch.setenv("RISE_SPECULATIVE_NGRAM_MIN", "5")
     with pytest.raises(ValueError, match="RISE_SPECULATIVE_NGRAM_MIN \\(5\\) must not exceed"):
         Settings()
