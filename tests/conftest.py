@@ -47,6 +47,24 @@ def _one_default_ssl_context() -> None:
 _one_default_ssl_context()
 
 
+# The slowest files first (test-seconds from `--junitxml`, docs/testing.md): under `--dist loadfile` the
+# workers take files in collection order, and a long file taken last would be the run's tail while
+# the other workers idle. Every other file keeps its place after these, and the order is the same in
+# every worker (xdist requires it).
+SLOW_FIRST = [
+    "tests/training/test_distributed.py", "tests/engines/test_speculative.py", "tests/bench/test_bench.py",
+    "tests/training/test_user_data.py", "tests/training/test_fsdp.py", "tests/engines/test_hf_batching.py",
+    "tests/engines/test_openai_remote.py", "tests/engines/test_vllm.py", "tests/training/test_lora.py",
+    "tests/api/test_bad_input_suite.py", "tests/traces/test_pending.py", "tests/engines/test_vllm_lora.py",
+    "tests/training/test_lora_end_to_end.py", "tests/traces/test_server_faults.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank)))  # stable
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A test marked `alone` runs with no other xdist worker's test beside it (tests/alone.py)."""
