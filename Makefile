@@ -17,8 +17,9 @@ $(BIN)/python:
 # a machine keeps local wheels, such as the CPU build of torch) is passed on. Bytecode is compiled at
 # install, as pip does: where PYTHONDONTWRITEBYTECODE is set nothing is ever compiled later, and every
 # process (each vLLM engine's, each test server's) would compile torch, transformers and vLLM again.
-# uv is tried once per venv ($(UV_TRIED)), so a machine without it does not retry on every make.
-FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell $(PY) -m pip config get global.find-links 2>/dev/null))
+# uv is tried once per venv ($(UV_TRIED)), so a machine without it does not retry on every make;
+# pip's configuration is read only when something installs.
+FIND_LINKS = $(or $(PIP_FIND_LINKS),$(shell $(PY) -m pip config get global.find-links 2>/dev/null))
 UV_PIP = $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $(foreach d,$(FIND_LINKS),--find-links $(d))
 UV_TRIED := $(VENV)/.uv-tried
 $(UV_TRIED): | $(BIN)/python

@@ -119,8 +119,8 @@ def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0, grad_accu
     for i in range(0, rows, 3):  # weights differ between rows, so that a wrong normalisation shows
         examples[i] = (examples[i][0], [x * 12.0 for x in examples[i][1]])
     batch = collate(examples, tokenizer.pad_token_id)
-    summary = train(model, iter([batch]), TrainConfig(lr=1e-3, steps=1, warmup_steps=1, log_every=1, grad_accum=grad_accum, fsdp=fsdp),
-                    torch.device("cpu"), accelerator=acc)
+    cfg = TrainConfig(lr=1e-3, steps=1, warmup_steps=1, log_every=1, grad_accum=grad_accum, fsdp=fsdp)
+    summary = train(model, iter([batch]), cfg, torch.device("cpu"), accelerator=acc)
     sharded = fsdp and acc.num_processes > 1
     model = acc.unwrap_model(model) if acc.num_processes > 1 and not sharded else model
     # (FSDP: each process holds a shard of every gradient; full_tensor() gathers it, in every process)

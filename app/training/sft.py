@@ -67,6 +67,9 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         shard = Shard(accelerator)
         if not fsdp:
             model, opt = accelerator.prepare(model, opt)
+    # a batch's Σ w (and Σ a) over every process's share; DDP and FSDP average the processes' gradients
+    total = shard.total if shard is not None else (lambda x: x)
+    scale = shard.n if shard is not None else 1
     start = time.monotonic()
     step, tokens, losses = 0, 0, []
     bar = tqdm(total=cfg.steps if cfg.minutes is None else None, desc="train", mininterval=15)
@@ -81,8 +84,6 @@ def train(model: torch.nn.Module, batches: Iterator[dict], cfg: TrainConfig, dev
         if shard is not None:
             batch = shard.take(batch)
         # the whole batch's Σ w (and Σ a): every micro-batch's sums are divided by them
-        total = shard.total if shard is not None else (lambda x: x)
-        scale = shard.n if shard is not None else 1  # DDP averages the processes' gradients
         den = total(batch["weights"].sum()).clamp(min=1e-6)
         anchoring = reference is not None and anchor and "anchor" in batch
         # several processes: every one runs the term (its sums are reduced across them), even with none of its own
