@@ -14,14 +14,17 @@ $(BIN)/python:
 
 # Packages install with uv (about 10x faster than pip here: the suite's deps in 60 s instead of 140 s),
 # or with pip where uv cannot be had or fails. uv reads no pip configuration, so pip's find-links (where
-# a machine keeps local wheels, such as the CPU build of torch) is passed on. Bytecode is compiled at
-# install, as pip does: where PYTHONDONTWRITEBYTECODE is set nothing is ever compiled later, and every
-# process (each vLLM engine's, each test server's) would compile torch, transformers and vLLM again.
+# a machine keeps local wheels, such as the CPU build of torch) is passed on. Bytecode is not compiled at
+# install (all 27,000 files took 100 s of CPU): Python compiles a module the first time it is imported and
+# keeps the .pyc, so only what runs is compiled. The targets below run Python with PYTHONDONTWRITEBYTECODE
+# unset ($(PYC)): where a machine sets it, nothing would ever be kept, and every process (each vLLM
+# engine's, each test server's) would compile torch, transformers and vLLM again.
 # uv is tried once per venv ($(UV_TRIED)), so a machine without it does not retry on every make;
 # pip's configuration is read only when something installs.
 FIND_LINKS = $(or $(PIP_FIND_LINKS),$(shell $(PY) -m pip config get global.find-links 2>/dev/null))
-UV_PIP = $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $(foreach d,$(FIND_LINKS),--find-links $(d))
+UV_PIP = $(BIN)/uv pip install -q --python $(BIN)/python $(foreach d,$(FIND_LINKS),--find-links $(d))
 UV_TRIED := $(VENV)/.uv-tried
+PYC := env -u PYTHONDONTWRITEBYTECODE
 $(UV_TRIED): | $(BIN)/python
 	$(BIN)/pip install -q 'uv>=0.5' || echo "!!! uv could not be installed: packages install with pip (slower)"
 	touch $@
@@ -43,7 +46,7 @@ $(VLLM_STAMP): $(STAMP)
 venv install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/rise serve --host $(HOST) --port $(PORT)
+	$(PYC) $(BIN)/rise serve --host $(HOST) --port $(PORT)
 
 # System packages the tests use: a real Prometheus, Debian's Chromium for the playground's browser
 # tests (driven by Playwright; its own browser download is never used), PostgreSQL, and docker-compose
@@ -71,24 +74,24 @@ system-deps:
 # marked `alone` run with nothing beside them (tests/alone.py). The ten slowest tests are listed.
 TEST_WORKERS ?= 3
 test: $(STAMP) $(VLLM_STAMP) system-deps
-	$(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --durations=10 -m "not cluster" tests
+	$(PYC) $(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --durations=10 -m "not cluster" tests
 
 # The multi-process test bed (tests/cluster): haproxy in front of 2 replicas sharing one PostgreSQL,
 # 2 upstreams behind a second haproxy hashing the session header; a rolling restart under
 # CLUSTER_SECONDS of load, an upstream killed mid-turn, affinity, traces across replicas (runs/cluster.json).
 CLUSTER_SECONDS ?= 180
 cluster-test: $(STAMP) system-deps
-	RISE_CLUSTER_SECONDS=$(CLUSTER_SECONDS) $(BIN)/python -m pytest -q -rs -s -m cluster tests/cluster
+	RISE_CLUSTER_SECONDS=$(CLUSTER_SECONDS) $(PYC) $(BIN)/python -m pytest -q -rs -s -m cluster tests/cluster
 
 # The long load test: 10 minutes at about twice what the server admits, traces on (SQLite) and early
 # stopping, budgets, confidence votes and reasoning_effort mixed in (runs/soak.json). The test carries
 # its own time limit (the load plus 540 s), past pyproject's 600 s.
 soak: $(STAMP)
-	RISE_SOAK_SECONDS=600 $(BIN)/python -m pytest -q -s tests/api/test_soak.py
+	RISE_SOAK_SECONDS=600 $(PYC) $(BIN)/python -m pytest -q -s tests/api/test_soak.py
 
 # Throughput against a naive loop and the raw engine (runs/bench/bench.json); BENCH_ARGS=--quick for a minute.
 bench: $(STAMP)
-	$(BIN)/rise bench --out runs/bench $(BENCH_ARGS)
+	$(PYC) $(BIN)/rise bench --out runs/bench $(BENCH_ARGS)
 
 # The CPU image from the Dockerfile, with podman or docker (whichever is installed): IMAGE=name:tag to rename.
 IMAGE ?= rise-serve

@@ -5,7 +5,9 @@
 # the test split is for the final card (the commands at the end, not run here).
 #
 #   1. base: base-synth fine-tuned on inverse problems, first turns only (question -> the solver's
-#      solution with its forward check), `rise train base --dataset inverse --shapes single`;
+#      solution with its forward check), `rise train base --dataset inverse --shapes single`, a fixed
+#      number of steps (500 x 64 conversations, about 25 minutes on 2 cores; a step count, not a time,
+#      so that a busy or paused machine trains the same model);
 #   2. rise: RISE's general path from it, `--source self` best-of-N (oracle feedback while collecting;
 #      no solver-written or re-check targets), ITERATIONS iterations;
 #   3. rft: the same-data one-turn baseline, rejection-sampling fine-tuning from the same base: the same
@@ -14,7 +16,7 @@
 #   4. rise eval of all three (1,000 validation problems x 2 seeds, 5 turns) and `--compute` for the
 #      accuracy-against-tokens plot, then the paired comparison.
 #
-#   scripts/train_inverse.sh runs/inv                       # LEVEL, PROBLEMS, ITERATIONS, BASE_MINUTES, EVAL_LIMIT
+#   scripts/train_inverse.sh runs/inv                       # LEVEL, PROBLEMS, ITERATIONS, BASE_STEPS, EVAL_LIMIT
 #   LEVEL=hard ITERATIONS=2 scripts/train_inverse.sh runs/inv-hard
 #
 # About 4 hours on 2 quiet CPU cores with the defaults (docs/training.md#the-inverse-task); each heavy step
@@ -26,7 +28,7 @@ OUT=${1:?usage: scripts/train_inverse.sh OUT_DIR}
 LEVEL=${LEVEL:-medium}
 PROBLEMS=${PROBLEMS:-2000}
 ITERATIONS=${ITERATIONS:-1}
-BASE_MINUTES=${BASE_MINUTES:-60}
+BASE_STEPS=${BASE_STEPS:-500}
 BEST_OF=${BEST_OF:-16}
 EVAL_LIMIT=${EVAL_LIMIT:-1000}
 SEED=${SEED:-0}
@@ -35,7 +37,7 @@ mkdir -p "$OUT"
 
 # 1. the first-turn fine-tune (its level mix: the inverse LEVEL, with the forward arithmetic in every check)
 [ -f "$OUT/base/model.safetensors" ] || "${RISE[@]}" train base --init models/base-synth --dataset inverse \
-  --shapes single --levels "$LEVEL" --minutes "$BASE_MINUTES" --lr 3e-4 --batch-size 64 --workers 1 --seed "$SEED" \
+  --shapes single --levels "$LEVEL" --steps "$BASE_STEPS" --lr 3e-4 --batch-size 64 --workers 1 --seed "$SEED" \
   --out "$OUT/base"
 
 # 2. RISE, the general path; 3. the one-turn baseline on the same problems with the same replay and anchor

@@ -8,11 +8,24 @@
 #
 #     scripts/train_rise_recheck.sh [OUT_ROOT]        # OUT_ROOT defaults to runs/r14; the shipped result is OUT_ROOT/soup_gh
 #
+# The same-data one-turn baseline (issue 28): ONE_TURN=1 runs the same chain with --single-turn, so that every
+# re-check text (the same problems, counts, replay, anchor, learning rates and steps) trains as the answer to
+# its bare question, with no attempt and no feedback. STOP_AFTER=N stops after iteration N (1-8), e.g.
+#
+#     ONE_TURN=1 STOP_AFTER=1 scripts/train_rise_recheck.sh runs/r14-one-turn
+#
 # The synthetic task's own knobs (levels, re-check recipe) go in --recipe as JSON
 # (app/training/synthetic_recipe.py); the other flags are `rise train rise`'s, the same for every dataset.
 set -euo pipefail
 out=${1:-runs/r14}
-rise() { python -m app.cli train rise --dataset synthetic --source recheck --iterations 1 --epochs 1 --batch-size 32 "$@"; }
+one_turn=(); [ "${ONE_TURN:-0}" = 1 ] && one_turn=(--single-turn)
+done_iterations=0
+rise() {
+  if [ "$done_iterations" -ge "${STOP_AFTER:-8}" ]; then exit 0; fi
+  done_iterations=$((done_iterations + 1))
+  python -m app.cli train rise --dataset synthetic --source recheck --iterations 1 --epochs 1 --batch-size 32 \
+    ${one_turn[@]+"${one_turn[@]}"} "$@"
+}
 mix='"replay_levels": ["easy", "medium", "hard", "expert", "expert", "expert"]'
 # 1: teach the re-check format (rollouts of turn 1, solver-written attempts, later-turn re-checks)
 rise --model models/base-synth --out "$out/v3a" --problems 4000 --turns 1 --recipe '{"solver_attempts": 5, "later": 1}' \
@@ -46,7 +59,7 @@ rise --model "$out/v3g" --anchor-model models/base-synth --anchor 20 --out "$out
   --replay 0.5 --lr 1e-4 --temperature 0.7 --seed 28
 # 9: the mean of 7's and 8's weights (a model soup: 7 keeps easier levels steadier, 8 expert re-checks);
 # chosen over 7, 8 and a 9th on-policy iteration (v3i) on validation: the mean over levels of m1@t5
-python -m app.training.soup "$out/v3g" "$out/v3h" --out "$out/soup_gh"
+if [ "${STOP_AFTER:-8}" -ge 8 ]; then python -m app.training.soup "$out/v3g" "$out/v3h" --out "$out/soup_gh"; fi
 # tried, not shipped: a 9th on-policy iteration from the soup (hard-heavier, lr 5e-5), runs/r14/v3i:
 #   rise --model "$out/soup_gh" --anchor-model models/base-synth --anchor 20 --out "$out/v3i" --problems 1500 --turns 3 \
 #     --recipe "{\"level\": [\"expert\", \"expert\", \"hard\", \"hard\", \"medium\", \"easy\"], \"solver_attempts\": 2,

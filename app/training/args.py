@@ -99,7 +99,9 @@ def rise_parser() -> argparse.ArgumentParser:
     src.add_argument("--single-turn", action="store_true",
                      help="rejection-sampling fine-tuning, the one-turn baseline: per question --best-of samples of "
                           "turn 1 on the bare question, and each right one trains as question -> answer (no "
-                          "feedback, no second turn; --source self or teacher)")
+                          "feedback, no second turn; --source self or teacher); with --source recheck, the same-data "
+                          "one-turn baseline of the re-check recipe: each re-check text trains as the answer to "
+                          "its bare question")
     src.add_argument("--teacher", default=None, help="teacher model directory (--teacher-engine hf or vllm)")
     src.add_argument("--teacher-engine", choices=ENGINES, default=None,
                      help="how the teacher runs (default: openai with --teacher-base-url, else hf)")
@@ -212,9 +214,10 @@ def _check_data(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     a.task = a.task or own
     a.eval_task, a.traced = a.task, None
     task = get_task(a.task)
-    if a.single_turn and a.source not in ("self", "teacher"):
+    if a.single_turn and a.source not in ("self", "teacher", "recheck"):
         ap.error(f"--single-turn samples the model (or --teacher) on the bare question; --source {a.source} "
-                 "writes targets without sampling: use --source self or teacher")
+                 "writes targets without sampling: use --source self or teacher (or recheck, whose re-check "
+                 "texts then train as one-turn answers)")
     if a.recipe is not None and name not in files.GENERATED:
         ap.error(f"--recipe holds the synthetic task's own knobs; --dataset {a.dataset} has none")
     if name == "inverse" and a.source == "recheck":

@@ -125,8 +125,26 @@ def solver_written(rng: random.Random, problems: int, recipe: SyntheticRecipe, t
     return out
 
 
+def as_one_turn(example: Example) -> Example:
+    """A re-check conversation (question, attempt, feedback, re-check) as the one-turn baseline's
+    question -> re-check, with the re-check's weight."""
+    (msgs, w) = example
+    return [msgs[0], msgs[-1]], [0.0, w[-1]]
+
+
 async def collect_recheck(engine, p: synthetic.Problem, checker, cfg, stats, seed: int) -> list[Example]:
-    """Self-mode rollouts (no oracle); after every turn the solver's re-check of that turn."""
+    """Self-mode rollouts (no oracle); after every turn the solver's re-check of that turn.
+
+    `cfg.single_turn` (`--single-turn`, the same-data one-turn baseline): as many examples, each the
+    question -> the same re-check text (no attempt, no feedback), and no rollout, since an attempt
+    is only context and a re-check is the same whatever the attempt said."""
+    if cfg.single_turn:
+        rng = random.Random(seed)
+        extra = int(cfg.later) + (rng.random() < cfg.later - int(cfg.later))
+        stats.turns += cfg.turns
+        stats.improved += cfg.turns
+        stats.count([1] * (cfg.turns + extra))
+        return [one_turn(p, weight(1, cfg.tau)) for _ in range(cfg.turns + extra)]
     sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
     run = await refine(engine, p.question, checker, RefineConfig(max_turns=cfg.turns, window="last", sampling=sampling))
     hi = weight(1, cfg.tau)
@@ -160,6 +178,11 @@ def recheck_conversation(p: synthetic.Problem, attempt: str, hi: float) -> Examp
     return ([{"role": "user", "content": p.question}, {"role": "assistant", "content": attempt},
              {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, p.question)},
              {"role": "assistant", "content": recheck(p)}], [0.0, 0.0, 0.0, hi])
+
+
+def one_turn(p: synthetic.Problem, hi: float) -> Example:
+    """The one-turn baseline's example: the question, then the solver's re-check text as the answer."""
+    return [{"role": "user", "content": p.question}, {"role": "assistant", "content": recheck(p)}], [0.0, hi]
 
 
 def synthetic_recheck(rng: random.Random, count: int, level: synthetic.Difficulty, right: float,

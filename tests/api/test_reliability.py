@@ -19,11 +19,14 @@ AUTH = {"Authorization": f"Bearer {KEYS[1]}"}
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory):
+def guarded(tmp_path_factory, verifier):
     keyfile = tmp_path_factory.mktemp("keys") / "keys.txt"
     keyfile.write_text(KEYS[1] + "\n")
+    # `stall`: a verifier that takes 2 s a turn and is never satisfied (the deadline test's long refinement)
+    stall = {"stall": {"url": f"{verifier.url}/stall", "timeout_s": 10}}
     proc, url, log = start_server({"RISE_API_KEYS": KEYS[0], "RISE_API_KEYS_FILE": str(keyfile),
-                                   "RISE_MAX_IN_FLIGHT": "2", "RISE_MAX_QUEUE": "2", "RISE_LOG_JSON": "true"})
+                                   "RISE_MAX_IN_FLIGHT": "2", "RISE_MAX_QUEUE": "2", "RISE_LOG_JSON": "true",
+                                   "RISE_VERIFIERS": json.dumps(stall)})
     yield url, log
     stop_server(proc)
 
@@ -103,11 +106,13 @@ def test_body_size_and_deadlines(guarded):
     assert r.status_code == 413 and "larger than" in r.json()["error"]["message"]
     r = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 10, "timeout": 0.001}, headers=AUTH)
     assert r.status_code == 504 and r.json()["error"]["param"] == "timeout"
-    one = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=60).json()
-    budget = 2.5 * one["turns"][0]["latency_s"] + 0.05  # room for a turn or two, not for ten
-    r = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 10, "timeout": budget}, headers=AUTH, timeout=60)
+    # every turn takes at least the verifier's 2 s, whatever the engine's pace (later turns that speculate
+    # from earlier ones are far faster than the first): 4.5 s is room for a turn or two, not for ten
+    r = httpx.post(f"{url}/v1/refine", json={"question": Q, "max_turns": 10, "timeout": 4.5,
+                                             "verifier": {"name": "stall"}}, headers=AUTH, timeout=60)
     body = r.json()
     assert r.status_code == 200 and body["stop_reason"] == "deadline" and 1 <= len(body["turns"]) < 10
+    assert r.elapsed.total_seconds() < 4.5 + 1.5  # a verifier call is cut at the deadline too (verifiers.md)
 
 
 def test_request_id_and_private_logs(guarded):

@@ -82,3 +82,40 @@ def test_recheck_collection_needs_no_oracle_and_rechecks_every_turn(model_path):
         assert w[:3] == [0.0, 0.0, 0.0]  # the sampled attempt is context, never a target
     assert sum(stats.by_turn_correct.values()) == stats.kept_correct
     assert set(stats.flips) == {"t1>t2"}
+
+
+def test_the_one_turn_baseline_trains_the_same_recheck_texts_on_bare_questions(model_path):
+    """`--source recheck --single-turn` (issue 28's same-data baseline): as many examples as the RISE
+    collection, each the bare question -> the same re-check text with a right turn's weight, and no
+    rollout (an engine that is called fails the test)."""
+    class NoRollout:
+        async def generate(self, *a, **k):
+            raise AssertionError("the one-turn baseline samples nothing")
+
+    probs = synthetic.problems(3, 6, synthetic.LEVELS["expert"], "train")
+    cfg = dict(source="recheck", turns=2, temperature=1.0, seed=1, tau=0.4, later=1.0)
+    examples, stats = asyncio.run(collect(NoRollout(), probs, get_checker("synthetic"),
+                                          CollectConfig(**cfg, single_turn=True)))
+    assert stats.turns == 12 and len(examples) == 12 + 6  # the RISE collection's count (the test above)
+    by_question = {p.question: p for p in probs}
+    for msgs, w in examples:
+        assert [m["role"] for m in msgs] == ["user", "assistant"] and w == [0.0, pytest.approx(weight(1, 0.4))]
+        assert msgs[1]["content"] == recheck(by_question[msgs[0]["content"]])
+
+
+def test_rise_train_single_turn_recheck_writes_one_turn_examples_only(tmp_path, model_path, monkeypatch):
+    """End to end: the solver-written conversations become one-turn examples too; replay stays the
+    RISE run's (first turns, anchored)."""
+    from app.training import rise
+
+    seen = []
+    real = rise.encode_example
+    monkeypatch.setattr(rise, "encode_example", lambda tok, m, w: seen.append(m) or real(tok, m, w))
+    out = tmp_path / "one-turn"
+    assert main(["--model", str(model_path), "--out", str(out), "--source", "recheck", "--single-turn",
+                 "--problems", "4", "--iterations", "1", "--turns", "2", "--eval-limit", "2", "--epochs", "1",
+                 "--replay", "0.5", "--anchor", "5", "--anchor-model", str(model_path),
+                 "--recipe", '{"level": ["expert"], "solver_attempts": 2, "later": 1}']) == 0
+    assert len(seen) == (4 * 2 + 4) + 8 + int(0.5 * 20)  # rollout-turn and later, solver-written, replay
+    assert all(len(m) == 2 and m[0]["role"] == "user" and m[1]["role"] == "assistant" for m in seen)
+    assert (out / "model.safetensors").is_file()
