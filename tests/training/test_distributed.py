@@ -25,11 +25,17 @@ def _step(out, *launch: str, accum: int = 1, fsdp: bool = False) -> dict:
     return json.loads((out / "step.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def one_step(tmp_path_factory) -> dict:
+    """One process's step on the whole batch: what every multi-process step is compared with."""
+    return _step(tmp_path_factory.mktemp("one"), sys.executable)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_two_processes_take_the_same_step_as_one(tmp_path, fsdp):
+def test_two_processes_take_the_same_step_as_one(tmp_path, fsdp, one_step):
     """DDP (the model replicated) and FSDP (sharded over the two: its shards gathered to compare)."""
-    one = _step(tmp_path / "one", sys.executable)
+    one = one_step
     two = _step(tmp_path / "two", *_launch(free_port()), accum=2, fsdp=fsdp)
     assert (one["processes"], two["processes"]) == (1, 2)
     assert one["tokens"] == two["tokens"] and two["loss"] == pytest.approx(one["loss"], abs=1e-4)
