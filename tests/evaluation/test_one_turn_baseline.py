@@ -1,0 +1,52 @@
+"""scripts/one_turn_baseline.py (issue 28's table of the re-check model against its one-turn baseline):
+accuracy and SE over problems, tokens per right answer, the paired difference with the baseline's
+first turn, and runs on other problems or seeds refused.
+
+    .venv/bin/python -m pytest -q tests/evaluation/test_one_turn_baseline.py
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "one_turn_baseline.py"
+IDS = ["a", "b", "c", "d"]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("one_turn_baseline", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, seeds: dict, tokens: dict, ids=IDS) -> Path:
+    folder.mkdir()
+    (folder / "per_problem.json").write_text(json.dumps({"problem_ids": ids, "seeds": seeds}))
+    (folder / "metrics.json").write_text(json.dumps({"tokens": {k: {"completion": v} for k, v in tokens.items()}}))
+    return folder
+
+
+def test_the_table_pairs_every_method_with_the_baselines_first_turn(tmp_path):
+    base = _run(tmp_path / "base", {"0": {"m1@t1": [1, 1, 0, 0], "m5@t1": [1, 1, 1, 0]},
+                                    "1": {"m1@t1": [1, 0, 0, 0], "m5@t1": [1, 1, 1, 0]}}, {"m1@t1": 40, "m5@t1": 200})
+    rise = _run(tmp_path / "rise", {"0": {"m1@t1": [0, 1, 0, 0], "m1@t5": [1, 1, 1, 1]},
+                                    "1": {"m1@t1": [0, 0, 0, 0], "m1@t5": [1, 1, 1, 0]}}, {"m1@t1": 38, "m1@t5": 266})
+    rows = {r["method"]: r for r in _script().rows(base, rise, tmp_path / "no-compute")}
+    b, r5 = rows["one-turn baseline, m1@t1"], rows["rise-synth, m1@t5"]
+    assert b["accuracy"] == 0.375 and b["tokens_per_right_answer"] == round(40 / 0.375, 1) and b["vs_baseline_m1"] is None
+    assert r5["accuracy"] == 0.875 and r5["n"] == 4 and r5["seeds"] == 2
+    # per problem (mean over seeds) rise m1@t5 - base m1@t1: 0, 0.5, 1, 0.5 -> mean 0.5
+    assert r5["vs_baseline_m1"]["diff"] == 0.5 and r5["vs_baseline_m1"]["n"] == 4
+    assert len(rows) == 4  # no --compute records: its two rows are left out
+    assert "| rise-synth, m1@t5 | 87.5 ± " in _script().markdown(list(rows.values()))
+
+
+def test_runs_on_other_problems_are_refused(tmp_path):
+    base = _run(tmp_path / "base", {"0": {"m1@t1": [1, 0, 0, 0], "m5@t1": [1, 0, 0, 0]}}, {"m1@t1": 1, "m5@t1": 1})
+    rise = _run(tmp_path / "rise", {"0": {"m1@t1": [1, 0, 0, 0], "m1@t5": [1, 0, 0, 0]}}, {"m1@t1": 1, "m1@t5": 1},
+                ids=["a", "b", "c", "e"])
+    with pytest.raises(SystemExit, match="share their problems"):
+        _script().rows(base, rise, tmp_path)
