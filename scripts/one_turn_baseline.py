@@ -21,8 +21,10 @@ from app.evaluation.paired import across_seeds, paired
 
 
 def _records(path: Path) -> tuple[list[str], dict]:
+    """(problem ids, seed -> metric -> 0/1 per problem) of a per-problem file (each metric's values are
+    stored as a string of 0s and 1s, `app/evaluation/paired.py`)."""
     d = json.loads(path.read_text())
-    return d["problem_ids"], d["seeds"]
+    return d["problem_ids"], {s: {k: [float(c) for c in v] for k, v in m.items()} for s, m in d["seeds"].items()}
 
 
 def rows(baseline: Path, rise: Path, compute: Path) -> list[dict]:

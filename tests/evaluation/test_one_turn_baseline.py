@@ -24,7 +24,8 @@ def _script():
 
 def _run(folder: Path, seeds: dict, tokens: dict, ids=IDS) -> Path:
     folder.mkdir()
-    (folder / "per_problem.json").write_text(json.dumps({"problem_ids": ids, "seeds": seeds}))
+    bits = {s: {k: "".join(str(x) for x in v) for k, v in m.items()} for s, m in seeds.items()}  # rise eval's form
+    (folder / "per_problem.json").write_text(json.dumps({"problem_ids": ids, "seeds": bits}))
     (folder / "metrics.json").write_text(json.dumps({"tokens": {k: {"completion": v} for k, v in tokens.items()}}))
     return folder
 
