@@ -138,16 +138,27 @@ async def collect_recheck(engine, p: synthetic.Problem, checker, cfg, stats, see
     `cfg.single_turn` (`--single-turn`, the same-data one-turn baseline): as many examples, each the
     question -> the same re-check text (no attempt, no feedback), and no rollout, since an attempt
     is only context and a re-check is the same whatever the attempt said."""
+    hi = weight(1, cfg.tau)
     if cfg.single_turn:
-        rng = random.Random(seed)
-        extra = int(cfg.later) + (rng.random() < cfg.later - int(cfg.later))
+        attempts = [""] * cfg.turns  # dropped by as_one_turn below
         stats.turns += cfg.turns
-        stats.improved += cfg.turns
-        stats.count([1] * (cfg.turns + extra))
-        return [one_turn(p, weight(1, cfg.tau)) for _ in range(cfg.turns + extra)]
+    else:
+        attempts = await _rollout(engine, p, checker, cfg, stats, seed)
+    examples = [recheck_conversation(p, attempt, hi) for attempt in attempts]
+    stats.improved += len(attempts)
+    rng = random.Random(seed)
+    extra = int(cfg.later) + (rng.random() < cfg.later - int(cfg.later))
+    for _ in range(extra):
+        examples.append(recheck_conversation(p, corrupt_recheck(p, rng) if rng.random() < cfg.later_wrong else recheck(p), hi))
+    for _ in examples:
+        stats.count([1])  # each a right target after a context-only attempt
+    return [as_one_turn(e) for e in examples] if cfg.single_turn else examples
+
+
+async def _rollout(engine, p: synthetic.Problem, checker, cfg, stats, seed: int) -> list[str]:
+    """The model's turns on `p` without an oracle, counted into `stats` (each turn's reward, the flow)."""
     sampling = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
     run = await refine(engine, p.question, checker, RefineConfig(max_turns=cfg.turns, window="last", sampling=sampling))
-    hi = weight(1, cfg.tau)
     rewards = [reward(checker, t.text, p.answer) for t in run.turns]
     stats.turns += len(run.turns)
     for k, r in enumerate(rewards, start=1):
@@ -157,19 +168,9 @@ async def collect_recheck(engine, p: synthetic.Problem, checker, cfg, stats, see
             flow["right_to_wrong"] += int(rewards[k - 2] == 1 and r != 1)
             flow["wrong_to_right"] += int(rewards[k - 2] != 1 and r == 1)
     stats.turn1_correct += int(rewards[0] == 1)
-    examples = []
-    for t, r in zip(run.turns, rewards):
-        stats.kept_correct += int(r == 1)
-        stats.wrong_turns += int(r != 1)
-        examples.append(recheck_conversation(p, t.text, hi))
-        stats.improved += 1
-    rng = random.Random(seed)
-    extra = int(cfg.later) + (rng.random() < cfg.later - int(cfg.later))
-    for _ in range(extra):
-        examples.append(recheck_conversation(p, corrupt_recheck(p, rng) if rng.random() < cfg.later_wrong else recheck(p), hi))
-    for _ in examples:
-        stats.count([1])  # each a right target after a context-only attempt
-    return examples
+    stats.kept_correct += sum(r == 1 for r in rewards)
+    stats.wrong_turns += sum(r != 1 for r in rewards)
+    return [t.text for t in run.turns]
 
 
 def recheck_conversation(p: synthetic.Problem, attempt: str, hi: float) -> Example:
@@ -178,11 +179,6 @@ def recheck_conversation(p: synthetic.Problem, attempt: str, hi: float) -> Examp
     return ([{"role": "user", "content": p.question}, {"role": "assistant", "content": attempt},
              {"role": "user", "content": render_feedback(DEFAULT_FEEDBACK, p.question)},
              {"role": "assistant", "content": recheck(p)}], [0.0, 0.0, 0.0, hi])
-
-
-def one_turn(p: synthetic.Problem, hi: float) -> Example:
-    """The one-turn baseline's example: the question, then the solver's re-check text as the answer."""
-    return [{"role": "user", "content": p.question}, {"role": "assistant", "content": recheck(p)}], [0.0, hi]
 
 
 def synthetic_recheck(rng: random.Random, count: int, level: synthetic.Difficulty, right: float,

@@ -68,4 +68,3 @@ def test_rise_train_rise_under_accelerate_matches_one_process(tmp_path):
         assert one["collect"] == two["collect"] and one["train"]["tokens"] == two["train"]["tokens"]
         assert two["train"]["loss_curve"] == pytest.approx(one["train"]["loss_curve"], abs=2e-4)
         assert two["eval"] == one["eval"]
-
