@@ -17,19 +17,13 @@ import json
 import sys
 from pathlib import Path
 
-from app.evaluation.paired import across_seeds, paired
+from app.evaluation import compute
+from app.evaluation.paired import across_seeds, paired, read_records
 
 
-def _records(path: Path) -> tuple[list[str], dict]:
-    """(problem ids, seed -> metric -> 0/1 per problem) of a per-problem file (each metric's values are
-    stored as a string of 0s and 1s, `app/evaluation/paired.py`)."""
-    d = json.loads(path.read_text())
-    return d["problem_ids"], {s: {k: [float(c) for c in v] for k, v in m.items()} for s, m in d["seeds"].items()}
-
-
-def rows(baseline: Path, rise: Path, compute: Path) -> list[dict]:
-    ids_b, base = _records(baseline / "per_problem.json")
-    ids_r, card = _records(rise / "per_problem.json")
+def rows(baseline: Path, rise: Path, compute_dir: Path) -> list[dict]:
+    ids_b, base = read_records(baseline / "metrics.json")
+    ids_r, card = read_records(rise / "metrics.json")
     if ids_b != ids_r or list(base) != list(card):
         raise SystemExit("the runs must share their problems and seeds")
     tok_b = json.loads((baseline / "metrics.json").read_text())["tokens"]
@@ -40,11 +34,11 @@ def rows(baseline: Path, rise: Path, compute: Path) -> list[dict]:
         ("one-turn baseline, m5@t1", [base[s]["m5@t1"] for s in seeds], tok_b["m5@t1"]["completion"]),
         ("rise-synth, m1@t1", [card[s]["m1@t1"] for s in seeds], tok_r["m1@t1"]["completion"]),
     ]
-    if (compute / "compute_per_problem.json").is_file():  # a --compute run with per-problem records
-        ids_c, comp = _records(compute / "compute_per_problem.json")
+    if (compute_dir / compute.RECORDS).is_file():  # a --compute run with per-problem records
+        ids_c, comp = read_records(compute_dir / "compute.json", compute.RECORDS)
         if ids_c != ids_b or list(comp) != seeds:
             raise SystemExit("the --compute run must share the problems and seeds")
-        tok_c = {r["method"]: r["tokens_per_problem"] for r in json.loads((compute / "compute.json").read_text())["rows"]}
+        tok_c = {r["method"]: r["tokens_per_problem"] for r in json.loads((compute_dir / "compute.json").read_text())["rows"]}
         methods += [("rise-synth, m1@t2 ties to the later turn (served)", [comp[s]["fixed K=2 tie-last"] for s in seeds],
                      tok_c["fixed K=2 tie-last"]),
                     ("rise-synth, `confident` (mean >= 0.99, K = 5)",

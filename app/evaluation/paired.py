@@ -87,9 +87,9 @@ def write_records(out: Path, questions: Sequence[str], per_seed: PerSeed, name: 
     return path
 
 
-def read_records(metrics_path: Path) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
-    """(problem ids, seed -> metric -> values) from the per_problem.json beside a metrics.json."""
-    path = Path(metrics_path).parent / RECORDS
+def read_records(metrics_path: Path, name: str = RECORDS) -> tuple[list[str], dict[str, dict[str, list[float]]]]:
+    """(problem ids, seed -> metric -> values) from the per_problem.json (or `name`) beside a metrics.json."""
+    path = Path(metrics_path).parent / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: per-problem records are written by rise eval since the "
                                 f"paired statistics; rerun rise eval for {metrics_path}")
