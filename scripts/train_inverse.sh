@@ -17,7 +17,11 @@
 #      accuracy-against-tokens plot, then the paired comparison.
 #
 #   scripts/train_inverse.sh runs/inv                       # LEVEL, PROBLEMS, ITERATIONS, BASE_STEPS, EVAL_LIMIT
-#   LEVEL=hard ITERATIONS=2 scripts/train_inverse.sh runs/inv-hard
+#   LEVEL=hard BASE_LEVEL=medium PROBLEMS=1000 EVAL_LIMIT=300 scripts/train_inverse.sh runs/inv-hard
+#
+# BASE_LEVEL (default LEVEL) is the level the first-turn fine-tune trains on: a base fine-tuned on medium
+# problems solves 100% of medium validation problems at turn 1 (no room for a later turn) and 20% of hard
+# ones, so the hard run starts from the medium base (an existing OUT/base is reused, not retrained).
 #
 # About 4 hours on 2 quiet CPU cores with the defaults (docs/training.md#the-inverse-task); each heavy step
 # takes /tmp/rise-heavy.lock, so it waits for (and never runs beside) other heavy jobs on this machine.
@@ -26,6 +30,7 @@ cd "$(dirname "$0")/.."
 
 OUT=${1:?usage: scripts/train_inverse.sh OUT_DIR}
 LEVEL=${LEVEL:-medium}
+BASE_LEVEL=${BASE_LEVEL:-$LEVEL}
 PROBLEMS=${PROBLEMS:-2000}
 ITERATIONS=${ITERATIONS:-1}
 BASE_STEPS=${BASE_STEPS:-500}
@@ -37,7 +42,7 @@ mkdir -p "$OUT"
 
 # 1. the first-turn fine-tune (its level mix: the inverse LEVEL, with the forward arithmetic in every check)
 [ -f "$OUT/base/model.safetensors" ] || "${RISE[@]}" train base --init models/base-synth --dataset inverse \
-  --shapes single --levels "$LEVEL" --steps "$BASE_STEPS" --lr 3e-4 --batch-size 64 --workers 1 --seed "$SEED" \
+  --shapes single --levels "$BASE_LEVEL" --steps "$BASE_STEPS" --lr 3e-4 --batch-size 64 --workers 1 --seed "$SEED" \
   --out "$OUT/base"
 
 # 2. RISE, the general path; 3. the one-turn baseline on the same problems with the same replay and anchor

@@ -20,6 +20,7 @@ import httpx  # noqa: E402
 import pytest  # noqa: E402
 
 from tests import alone  # noqa: E402
+from tests.cpu import CPUByFile  # noqa: E402
 from tests.servers import start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,10 @@ SLOW_FIRST = [
     "tests/api/test_bad_input_suite.py", "tests/traces/test_pending.py", "tests/engines/test_vllm_lora.py",
     "tests/training/test_lora_end_to_end.py", "tests/traces/test_server_faults.py",
 ]
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(CPUByFile(), "cpu_by_file")
 
 
 def pytest_collection_modifyitems(config, items):

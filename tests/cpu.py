@@ -1,0 +1,56 @@
+"""CPU seconds per test file, summed over the xdist workers, printed at the end of every run beside
+pytest's `--durations` (wall time). The suite is CPU-bound on a 2-core machine, so its wall time is
+about its CPU seconds over the cores: this table says where they go.
+
+A file's CPU is its tests' own (the worker's user + system time) plus that of every process they
+started and reaped: servers, engines and their spawned children, trainers, `accelerate launch`.
+A module's or the session's fixtures count in the test whose teardown stops them.
+
+    .venv/bin/python -m pytest -q -n 3 --dist loadfile tests   # "CPU seconds by test file" at the end
+"""
+
+from __future__ import annotations
+
+import resource
+from collections import defaultdict
+
+import pytest
+
+TOP = 10
+
+
+def cpu_seconds() -> float:
+    """This process's CPU and that of its reaped children (and theirs, where they reaped them)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class CPUByFile:
+    def __init__(self) -> None:
+        self.by_file: dict[str, float] = defaultdict(float)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        start = cpu_seconds()
+        try:
+            return (yield)
+        finally:
+            self.by_file[item.nodeid.split("::")[0]] += cpu_seconds() - start
+
+    def pytest_sessionfinish(self, session) -> None:
+        out = getattr(session.config, "workeroutput", None)  # set in an xdist worker: sent to the controller
+        if out is not None:
+            out["cpu_by_file"] = dict(self.by_file)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        for path, seconds in getattr(node, "workeroutput", {}).get("cpu_by_file", {}).items():
+            self.by_file[path] += seconds
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.by_file or hasattr(terminalreporter.config, "workeroutput"):
+            return
+        total = sum(self.by_file.values())
+        terminalreporter.write_sep("=", f"CPU seconds by test file (top {TOP} of {len(self.by_file)}; all: {total:.0f} s)")
+        for path, seconds in sorted(self.by_file.items(), key=lambda kv: -kv[1])[:TOP]:
+            terminalreporter.write_line(f"{seconds:8.1f} s  {100 * seconds / total:4.1f}%  {path}")
