@@ -124,3 +124,18 @@ def test_one_call_holds_a_worker_for_its_budget_at_most_and_others_still_get_ver
     assert honest is True
     assert took < 4 * 0.3 + 1.5  # the budget (3 caps) + one cap + slack, not 66 caps
     assert sorted(i for _, members in groups for i in members) == list(range(12))  # each answer kept
+
+
+def test_a_fresh_worker_is_warm_before_it_says_ready():
+    """math-verify's first parse and comparison build its parsers (about 90 ms, 13 times a warm one):
+    a worker runs one before it is ready, so the first real check fits a cap shorter than that."""
+
+    async def go():
+        pool = CheckPool(workers=1, cap_s=0.06)
+        pool.start()
+        try:
+            return await PooledChecks(get_checker("math"), pool, Deadline.after(30)).equivalent("\\frac{34}{2}", "17")
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(go()) is True
