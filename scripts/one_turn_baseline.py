@@ -3,12 +3,14 @@ card's problems and seeds: each method's accuracy (± SE over problems), complet
 and per right answer, and its paired difference with the baseline's first turn.
 
     python scripts/one_turn_baseline.py runs/r14-one-turn/eval1000 models/rise-synth/eval1000 \
-        docs/results/compute-rise-synth > docs/results/one-turn-baseline.md
+        docs/results/compute-rise-synth [runs/r14-one-turn/compute1000]
 
 BASELINE is `rise eval --turns 1` of the one-turn model (m1@t1 and m5@t1), RISE the card's `rise eval`
 (m1@t1, m1@t5), COMPUTE its `rise eval --compute` (fixed K = 2 with ties to the later turn, as served,
-and `confident`; left out while COMPUTE has no compute_per_problem.json), all on the same problems and
-seeds (checked).
+and `confident`; left out while COMPUTE has no compute_per_problem.json), and BASELINE_COMPUTE, where
+given, the baseline's own `rise eval --compute` (the same two rules on the one-turn model, which was
+never trained after feedback: its later turns are base-synth's), all on the same problems and seeds
+(checked).
 """
 
 from __future__ import annotations
@@ -21,7 +23,24 @@ from app.evaluation import compute
 from app.evaluation.paired import across_seeds, paired, read_records
 
 
-def rows(baseline: Path, rise: Path, compute_dir: Path) -> list[dict]:
+RULES = [("m1@t2 ties to the later turn (served)", "fixed K=2 tie-last"),
+         ("`confident` (mean >= 0.99, K = 5)", "confident(mean>=0.99) K=5")]
+
+
+def _rules(model: str, folder: Path, ids: list, seeds: list, required: bool = False) -> list[tuple]:
+    """The served two turns and `confident` of a `rise eval --compute` run, from its per-problem records."""
+    if not (folder / compute.RECORDS).is_file():
+        if required:
+            raise SystemExit(f"{folder} has no {compute.RECORDS} (a rise eval --compute run writes it)")
+        return []
+    ids_c, comp = read_records(folder / "compute.json", compute.RECORDS)
+    if ids_c != ids or list(comp) != seeds:
+        raise SystemExit("the --compute run must share the problems and seeds")
+    tokens = {r["method"]: r["tokens_per_problem"] for r in json.loads((folder / "compute.json").read_text())["rows"]}
+    return [(f"{model}, {name}", [comp[s][method] for s in seeds], tokens[method]) for name, method in RULES]
+
+
+def rows(baseline: Path, rise: Path, compute_dir: Path, baseline_compute: Path | None = None) -> list[dict]:
     ids_b, base = read_records(baseline / "metrics.json")
     ids_r, card = read_records(rise / "metrics.json")
     if ids_b != ids_r or list(base) != list(card):
@@ -34,15 +53,10 @@ def rows(baseline: Path, rise: Path, compute_dir: Path) -> list[dict]:
         ("one-turn baseline, m5@t1", [base[s]["m5@t1"] for s in seeds], tok_b["m5@t1"]["completion"]),
         ("rise-synth, m1@t1", [card[s]["m1@t1"] for s in seeds], tok_r["m1@t1"]["completion"]),
     ]
+    if baseline_compute is not None:
+        methods += _rules("one-turn baseline", baseline_compute, ids_b, seeds, required=True)
     if (compute_dir / compute.RECORDS).is_file():  # a --compute run with per-problem records
-        ids_c, comp = read_records(compute_dir / "compute.json", compute.RECORDS)
-        if ids_c != ids_b or list(comp) != seeds:
-            raise SystemExit("the --compute run must share the problems and seeds")
-        tok_c = {r["method"]: r["tokens_per_problem"] for r in json.loads((compute_dir / "compute.json").read_text())["rows"]}
-        methods += [("rise-synth, m1@t2 ties to the later turn (served)", [comp[s]["fixed K=2 tie-last"] for s in seeds],
-                     tok_c["fixed K=2 tie-last"]),
-                    ("rise-synth, `confident` (mean >= 0.99, K = 5)",
-                     [comp[s]["confident(mean>=0.99) K=5"] for s in seeds], tok_c["confident(mean>=0.99) K=5"])]
+        methods += _rules("rise-synth", compute_dir, ids_b, seeds)
     methods.append(("rise-synth, m1@t5", [card[s]["m1@t5"] for s in seeds], tok_r["m1@t5"]["completion"]))
     reference = methods[0][1]
     out = []
@@ -71,7 +85,7 @@ def markdown(table: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
+    if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
     table = rows(*(Path(a) for a in argv))

@@ -51,3 +51,31 @@ def test_runs_on_other_problems_are_refused(tmp_path):
                 ids=["a", "b", "c", "e"])
     with pytest.raises(SystemExit, match="share their problems"):
         _script().rows(base, rise, tmp_path)
+
+
+def _compute(folder: Path, seeds: dict, tokens: dict, ids=IDS) -> Path:
+    """A `rise eval --compute` run's records: compute.json's rows and compute_per_problem.json."""
+    folder.mkdir()
+    bits = {s: {k: "".join(str(x) for x in v) for k, v in m.items()} for s, m in seeds.items()}
+    (folder / "compute_per_problem.json").write_text(json.dumps({"problem_ids": ids, "seeds": bits}))
+    (folder / "compute.json").write_text(json.dumps({"rows": [{"method": k, "tokens_per_problem": v} for k, v in tokens.items()]}))
+    return folder
+
+
+def test_both_models_get_the_served_rules_from_their_compute_runs(tmp_path):
+    base = _run(tmp_path / "base", {"0": {"m1@t1": [1, 1, 0, 0], "m5@t1": [1, 1, 1, 0]}}, {"m1@t1": 40, "m5@t1": 200})
+    rise = _run(tmp_path / "rise", {"0": {"m1@t1": [0, 1, 0, 0], "m1@t5": [1, 1, 1, 1]}}, {"m1@t1": 38, "m1@t5": 266})
+    rules = ("fixed K=2 tie-last", "confident(mean>=0.99) K=5")
+    rc = _compute(tmp_path / "rc", {"0": {rules[0]: [1, 1, 1, 0], rules[1]: [1, 1, 1, 1]}}, {rules[0]: 95, rules[1]: 75})
+    bc = _compute(tmp_path / "bc", {"0": {rules[0]: [1, 1, 0, 0], rules[1]: [1, 1, 1, 0]}}, {rules[0]: 90, rules[1]: 60})
+    rows = {r["method"]: r for r in _script().rows(base, rise, rc, bc)}
+    assert len(rows) == 8
+    b = rows["one-turn baseline, `confident` (mean >= 0.99, K = 5)"]
+    assert b["accuracy"] == 0.75 and b["tokens_per_problem"] == 60 and b["vs_baseline_m1"]["diff"] == 0.25
+    assert rows["rise-synth, `confident` (mean >= 0.99, K = 5)"]["accuracy"] == 1.0
+    assert rows["one-turn baseline, m1@t2 ties to the later turn (served)"]["accuracy"] == 0.5
+    with pytest.raises(SystemExit, match="has no compute_per_problem.json"):  # named but not a --compute run
+        _script().rows(base, rise, rc, tmp_path / "base")
+    other = _compute(tmp_path / "other", {"1": {rules[0]: [1, 1, 0, 0], rules[1]: [1, 1, 1, 0]}}, {rules[0]: 1, rules[1]: 1})
+    with pytest.raises(SystemExit, match="share the problems and seeds"):
+        _script().rows(base, rise, rc, other)
