@@ -7,10 +7,13 @@ started and reaped: servers, engines and their spawned children, trainers, `acce
 A module's or the session's fixtures count in the test whose teardown stops them.
 
     .venv/bin/python -m pytest -q -n 3 --dist loadfile tests   # "CPU seconds by test file" at the end
+    RISE_TEST_CPU_JSON=cpu.json .venv/bin/python -m pytest ...  # and every file's in cpu.json
 """
 
 from __future__ import annotations
 
+import json
+import os
 import resource
 from collections import defaultdict
 
@@ -50,6 +53,9 @@ class CPUByFile:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.by_file or hasattr(terminalreporter.config, "workeroutput"):
             return
+        if os.environ.get("RISE_TEST_CPU_JSON"):
+            with open(os.environ["RISE_TEST_CPU_JSON"], "w") as f:
+                json.dump(dict(sorted(self.by_file.items(), key=lambda kv: -kv[1])), f, indent=1)
         total = sum(self.by_file.values())
         terminalreporter.write_sep("=", f"CPU seconds by test file (top {TOP} of {len(self.by_file)}; all: {total:.0f} s)")
         for path, seconds in sorted(self.by_file.items(), key=lambda kv: -kv[1])[:TOP]:
