@@ -67,6 +67,7 @@ for m in base rise rft; do
 done
 .venv/bin/python -m app.evaluation.report "$OUT/eval-rise/metrics.json" "$OUT/eval-rft/metrics.json" \
   "$OUT/eval-base/metrics.json" | tee "$OUT/report.md"
+.venv/bin/python scripts/inverse_goals.py "$OUT/eval-rise" "$OUT/eval-rft" "$OUT/eval-base" | tee "$OUT/goals.md"
 
 # The final card (test split, after the settings are chosen here), e.g.:
 #   rise eval --model OUT/rise --dataset inverse --level LEVEL --split test --limit 1000 --turns 5 --seeds 0 1 --out ...
