@@ -4,21 +4,18 @@ difference over problems, the flow rule, and runs on other problems refused.
     .venv/bin/python -m pytest -q tests/evaluation/test_inverse_goals.py
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "inverse_goals.py"
+from tests.scripts import load_script
+
 IDS = ["a", "b", "c", "d"]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("inverse_goals", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inverse_goals")
 
 
 def _run(folder: Path, rec: dict, ids=IDS) -> Path:

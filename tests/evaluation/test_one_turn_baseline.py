@@ -5,21 +5,18 @@ first turn, and runs on other problems or seeds refused.
     .venv/bin/python -m pytest -q tests/evaluation/test_one_turn_baseline.py
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "one_turn_baseline.py"
+from tests.scripts import load_script
+
 IDS = ["a", "b", "c", "d"]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("one_turn_baseline", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("one_turn_baseline")
 
 
 def _run(folder: Path, seeds: dict, tokens: dict, ids=IDS) -> Path:

@@ -4,21 +4,15 @@ same tie rule as `rise eval` and the docs: a tie goes to the first of the tied a
     .venv/bin/python -m pytest -q tests/evaluation/test_turns_validation.py
 """
 
-import importlib.util
-from pathlib import Path
-
 from app.answers.checker import get_checker
 from app.evaluation import metrics
+from tests.scripts import load_script
 
 CHECK = get_checker("synthetic")
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "turns_validation.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("turns_validation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("turns_validation")
 
 
 def test_m1_ties_go_to_the_first_answer_as_in_rise_eval():
