@@ -91,11 +91,11 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     folders = [Path(a) for a in argv]
-    print("| model | " + " | ".join(accuracies(folders[0])) + " |")
-    print("| --- |" + " --- |" * len(accuracies(folders[0])))
-    for name, folder in zip(("RISE", "RFT (one-turn)", "base"), folders):
-        cells = [f"{100 * a:.1f} ± {100 * s:.1f}" + ("" if t is None else f" ({t:.0f} tok)")
-                 for a, s, t in accuracies(folder).values()]
+    figures = [accuracies(f) for f in folders]
+    print("| model | " + " | ".join(figures[0]) + " |")
+    print("| --- |" + " --- |" * len(figures[0]))
+    for name, acc in zip(("RISE", "RFT (one-turn)", "base"), figures):
+        cells = [f"{100 * a:.1f} ± {100 * s:.1f}" + ("" if t is None else f" ({t:.0f} tok)") for a, s, t in acc.values()]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     rows = goals(*folders)

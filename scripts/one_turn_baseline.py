@@ -55,8 +55,7 @@ def rows(baseline: Path, rise: Path, compute_dir: Path, baseline_compute: Path |
     ]
     if baseline_compute is not None:
         methods += _rules("one-turn baseline", baseline_compute, ids_b, seeds, required=True)
-    if (compute_dir / compute.RECORDS).is_file():  # a --compute run with per-problem records
-        methods += _rules("rise-synth", compute_dir, ids_b, seeds)
+    methods += _rules("rise-synth", compute_dir, ids_b, seeds)  # none while it has no per-problem records
     methods.append(("rise-synth, m1@t5", [card[s]["m1@t5"] for s in seeds], tok_r["m1@t5"]["completion"]))
     reference = methods[0][1]
     out = []

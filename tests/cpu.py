@@ -53,10 +53,11 @@ class CPUByFile:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.by_file or hasattr(terminalreporter.config, "workeroutput"):
             return
+        ranked = sorted(self.by_file.items(), key=lambda kv: -kv[1])
         if os.environ.get("RISE_TEST_CPU_JSON"):
             with open(os.environ["RISE_TEST_CPU_JSON"], "w") as f:
-                json.dump(dict(sorted(self.by_file.items(), key=lambda kv: -kv[1])), f, indent=1)
+                json.dump(dict(ranked), f, indent=1)
         total = sum(self.by_file.values())
-        terminalreporter.write_sep("=", f"CPU seconds by test file (top {TOP} of {len(self.by_file)}; all: {total:.0f} s)")
-        for path, seconds in sorted(self.by_file.items(), key=lambda kv: -kv[1])[:TOP]:
+        terminalreporter.write_sep("=", f"CPU seconds by test file (top {TOP} of {len(ranked)}; all: {total:.0f} s)")
+        for path, seconds in ranked[:TOP]:
             terminalreporter.write_line(f"{seconds:8.1f} s  {100 * seconds / total:4.1f}%  {path}")

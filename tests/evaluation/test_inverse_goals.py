@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.evaluation.paired import write_records
 from tests.scripts import load_script
 
 IDS = ["a", "b", "c", "d"]
@@ -21,8 +22,7 @@ def _script():
 def _run(folder: Path, rec: dict, ids=IDS) -> Path:
     """A two-turn `rise eval` run on one seed: per-problem bits and the metrics it reads."""
     folder.mkdir()
-    (folder / "per_problem.json").write_text(json.dumps(
-        {"problem_ids": ids, "seeds": {"0": {k: "".join(str(x) for x in v) for k, v in rec.items()}}}))
+    write_records(folder, ids, {"0": rec})
     summary = {k: {"mean": sum(v) / len(v), "se": 0.1} for k, v in rec.items()}
     flow = {"turn_accuracy": {t: summary[f"turn_accuracy/{t}"] for t in ("t1", "t2")}}
     (folder / "metrics.json").write_text(json.dumps({

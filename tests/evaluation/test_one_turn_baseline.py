@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.evaluation.paired import write_records
 from tests.scripts import load_script
 
 IDS = ["a", "b", "c", "d"]
@@ -21,8 +22,7 @@ def _script():
 
 def _run(folder: Path, seeds: dict, tokens: dict, ids=IDS) -> Path:
     folder.mkdir()
-    bits = {s: {k: "".join(str(x) for x in v) for k, v in m.items()} for s, m in seeds.items()}  # rise eval's form
-    (folder / "per_problem.json").write_text(json.dumps({"problem_ids": ids, "seeds": bits}))
+    write_records(folder, ids, seeds)  # rise eval's own per_problem.json
     (folder / "metrics.json").write_text(json.dumps({"tokens": {k: {"completion": v} for k, v in tokens.items()}}))
     return folder
 
@@ -53,8 +53,7 @@ def test_runs_on_other_problems_are_refused(tmp_path):
 def _compute(folder: Path, seeds: dict, tokens: dict, ids=IDS) -> Path:
     """A `rise eval --compute` run's records: compute.json's rows and compute_per_problem.json."""
     folder.mkdir()
-    bits = {s: {k: "".join(str(x) for x in v) for k, v in m.items()} for s, m in seeds.items()}
-    (folder / "compute_per_problem.json").write_text(json.dumps({"problem_ids": ids, "seeds": bits}))
+    write_records(folder, ids, seeds, "compute_per_problem.json")
     (folder / "compute.json").write_text(json.dumps({"rows": [{"method": k, "tokens_per_problem": v} for k, v in tokens.items()]}))
     return folder
 
