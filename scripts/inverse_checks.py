@@ -1,0 +1,98 @@
+"""Issue 28, part 2: is a model's forward check honest? On the inverse task a written solution ends with
+"Check: ..." (the chain run forward from its answer) and a verdict, "It matches." or "It does not match N."
+Self-correction without an oracle needs that verdict to be true. This samples a model on validation
+problems and counts, per sample:
+
+- right or wrong final answer, against the verdict it wrote (matches / does not match / no check);
+- honest: the check's steps are the chain run forward from the sample's own answer, each computed right,
+  and its verdict is what they show;
+- lucky: a right answer by wrong steps (what RISE's collection scores 0), split by where the steps go wrong.
+
+    python scripts/inverse_checks.py runs/inv-hardbase/base --level hard --problems 60 --samples 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections import Counter
+
+from app.tasks import inverse
+from app.tasks.synthetic import ANSWER_RE
+
+
+def final_answer(text: str) -> int | None:
+    m = None
+    for m in ANSWER_RE.finditer(text):
+        pass
+    try:
+        return int(m.group(1).replace(",", "")) if m else None
+    except ValueError:
+        return None
+
+
+def classify(problem: inverse.Problem, text: str) -> dict:
+    """One written solution: right?, its verdict, whether its check is honest, lucky and where."""
+    answer = final_answer(text)
+    right = answer is not None and str(answer) == problem.answer
+    verdict = ("matches" if "It matches" in text else "does not match" if "does not match" in text
+               else "no check")
+    solving, checking = inverse.parse(text)
+    honest = False
+    if answer is not None and verdict != "no check":
+        truth = inverse.forward(answer, problem.ops)
+        honest = checking == truth and (verdict == "matches") == (truth[-1].result == problem.end)
+    lucky = right and not inverse.check_steps(problem, text)
+    where = [] if not lucky else [w for w, bad in (("solving", solving != problem.steps),
+                                                   ("check", inverse.CHECK in text and not honest)) if bad]
+    return {"right": right, "verdict": verdict, "honest": honest, "lucky": lucky, "lucky_where": where}
+
+
+def tally(rows: list[dict]) -> dict:
+    verdicts = Counter(f"{'right' if r['right'] else 'wrong'}, {r['verdict']}" for r in rows)
+    wrong = [r for r in rows if not r["right"]]
+    return {
+        "samples": len(rows),
+        "right": sum(r["right"] for r in rows),
+        "answer x verdict": dict(sorted(verdicts.items())),
+        "honest checks": sum(r["honest"] for r in rows),
+        "wrong answers whose check says it matches": sum(r["verdict"] == "matches" for r in wrong),
+        "wrong answers": len(wrong),
+        "lucky": sum(r["lucky"] for r in rows),
+        "lucky, wrong at": dict(Counter("+".join(r["lucky_where"]) or "?" for r in rows if r["lucky"])),
+    }
+
+
+def sample(model: str, problems: list[inverse.Problem], n: int, temperature: float, seed: int) -> list[list[str]]:
+    from app.engines.base import SamplingParams
+    from app.engines.hf import HFEngine
+
+    async def go():
+        engine = HFEngine(model)
+        try:
+            return await engine.generate([[{"role": "user", "content": p.question}] for p in problems],
+                                         SamplingParams(max_tokens=200, temperature=temperature, n=n, seed=seed))
+        finally:
+            await engine.aclose()
+
+    return [[c.text for c in per] for per in asyncio.run(go())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("--level", default="hard", choices=sorted(inverse.LEVELS))
+    ap.add_argument("--problems", type=int, default=60)
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=777, help="the validation problems' seed")
+    a = ap.parse_args(argv)
+    problems = inverse.problems(a.seed, a.problems, inverse.LEVELS[a.level], split="validation")
+    texts = sample(a.model, problems, a.samples, a.temperature, seed=3)
+    print(json.dumps(tally([classify(p, t) for p, ts in zip(problems, texts) for t in ts]), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""scripts/inverse_checks.py (issue 28 part 2: is a model's forward check honest?) on texts of the task's own
+solver: the worked solution, an honest wrong attempt, a wrong attempt whose check is fudged to match, and a
+right answer by a wrong step, each classified as what it is; and one real model's samples tallied.
+
+    .venv/bin/python -m pytest -q tests/evaluation/test_inverse_checks.py
+"""
+
+import random
+
+from app.tasks import inverse
+from app.tasks.synthetic import Step
+from tests.scripts import load_script
+
+PROBLEM = inverse.problems(5, 1, inverse.LEVELS["hard"], split="validation")[0]
+
+
+def _script():
+    return load_script("inverse_checks")
+
+
+def _fudged(problem: inverse.Problem, wrong: int) -> str:
+    """Wrong inverse steps, then a "check" that lands on the stated end anyway and says it matches."""
+    solving, _ = inverse.parse(inverse.corrupt(problem, random.Random(3)))
+    check = inverse.forward(wrong, problem.ops)
+    check[-1] = Step(check[-1].left, check[-1].op, check[-1].operand, problem.end)
+    return inverse.write(solving, f"{inverse.CHECK} " + " ".join(s.text() for s in check) + " It matches.", wrong)
+
+
+def test_each_kind_of_solution_is_classified_as_what_it_is():
+    s = _script()
+    assert s.classify(PROBLEM, PROBLEM.solution) == {"right": True, "verdict": "matches", "honest": True,
+                                                     "lucky": False, "lucky_where": []}
+    attempt = inverse.corrupt(PROBLEM, random.Random(1))  # one slip, then the honest forward check
+    c = s.classify(PROBLEM, attempt)
+    assert (c["right"], c["verdict"], c["honest"], c["lucky"]) == (False, "does not match", True, False)
+    wrong = s.final_answer(attempt)
+    c = s.classify(PROBLEM, _fudged(PROBLEM, wrong))
+    assert (c["right"], c["verdict"], c["honest"]) == (False, "matches", False)
+    # the right answer stated after wrong inverse steps: lucky, wrong in its solving (its check is honest)
+    solving, _ = inverse.parse(attempt)
+    lucky = inverse.write(solving, inverse.forward_check(PROBLEM, PROBLEM.start), PROBLEM.start)
+    c = s.classify(PROBLEM, lucky)
+    assert (c["right"], c["honest"], c["lucky"], c["lucky_where"]) == (True, True, True, ["solving"])
+    assert s.classify(PROBLEM, "I do not know.")["verdict"] == "no check"
+
+
+def test_the_tally_counts_dishonest_checks_of_wrong_answers():
+    s = _script()
+    wrong = s.final_answer(inverse.corrupt(PROBLEM, random.Random(1)))
+    rows = [s.classify(PROBLEM, t) for t in (PROBLEM.solution, inverse.corrupt(PROBLEM, random.Random(1)),
+                                              _fudged(PROBLEM, wrong))]
+    t = s.tally(rows)
+    assert (t["samples"], t["right"], t["wrong answers"], t["honest checks"]) == (3, 1, 2, 2)
+    assert t["wrong answers whose check says it matches"] == 1
+    assert t["answer x verdict"] == {"right, matches": 1, "wrong, does not match": 1, "wrong, matches": 1}
+
+
+def test_a_real_model_is_sampled_and_tallied(model_path, capsys):
+    """The shipped model has never seen an inverse problem: its samples are classified all the same."""
+    assert _script().main([str(model_path), "--problems", "2", "--samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert '"samples": 4' in out and '"answer x verdict"' in out
