@@ -21,7 +21,7 @@ from app.training.collect import SOURCES
 from app.training.criteria import CRITERIA
 
 
-BASE_SHAPES = ("single", "fix", "fix2", "keep")  # app/training/base.py's SHAPES (not imported: it imports torch)
+BASE_SHAPES = ("single", "fix", "fix2", "keep", "check")  # app/training/base.py's SHAPES (not imported: it imports torch)
 
 
 def base_parser() -> argparse.ArgumentParser:
@@ -48,13 +48,17 @@ def base_parser() -> argparse.ArgumentParser:
                     help="the problems: forward chains (synthetic) or inverse ones (app/tasks/inverse.py; with "
                          "--init, a fine-tune of a base model on the new task)")
     ap.add_argument("--shapes", nargs="+", choices=BASE_SHAPES, default=None,
-                    help="conversation shapes to train (default: the base recipe's mix of all four; single: the "
-                         "first turn only)")
+                    help="conversation shapes to train (default: the base recipe's mix of single, fix, fix2 and keep; "
+                         "single: the first turn only; check: inverse only, a wrong attempt's honest check)")
     return ap
 
 
 def parse_base(argv: list[str] | None) -> argparse.Namespace:
-    return base_parser().parse_args(argv)
+    ap = base_parser()
+    a = ap.parse_args(argv)
+    if a.shapes and "check" in a.shapes and a.dataset != "inverse":
+        ap.error("--shapes check needs --dataset inverse (its solutions end with a forward check)")
+    return a
 
 
 def rise_parser() -> argparse.ArgumentParser:

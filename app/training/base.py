@@ -25,8 +25,9 @@ from app.training.model_init import new_model
 from app.training.sft import TrainConfig, train
 from app.training.tokenizer import build_tokenizer
 
-# Conversation shapes and their shares (see `base_conversation`).
-SHAPES = {"single": 0.35, "fix": 0.35, "fix2": 0.10, "keep": 0.20}
+# Conversation shapes and their shares (see `base_conversation`); the recipe's default mix is the first four.
+SHAPES = {"single": 0.35, "fix": 0.35, "fix2": 0.10, "keep": 0.20, "check": 0.20}
+DEFAULT_SHAPES = ("single", "fix", "fix2", "keep")
 
 
 def base_conversation(rng: random.Random, problem: synthetic.Problem | inverse.Problem, feedback: str = DEFAULT_FEEDBACK,
@@ -39,13 +40,22 @@ def base_conversation(rng: random.Random, problem: synthetic.Problem | inverse.P
     fix2:   two wrong attempts, then the correction (the `full` window's shape).
     keep:   a correct attempt, the feedback, the same solution again (no-oracle feedback must not
             talk the model out of a right answer it can check).
+    check:  (inverse problems) a wrong attempt as the answer, trained from its "Check:" on only: the
+            honest forward check of a wrong result, "It does not match N.", and the answer it checked.
+            Every worked solution's check matches, so a model trained on those alone writes "It
+            matches" whatever its numbers (scripts/inverse_checks.py); this shape teaches the verdict.
     """
-    mix = SHAPES if shapes is None else {name: SHAPES[name] for name in shapes}
+    mix = {name: SHAPES[name] for name in (shapes or DEFAULT_SHAPES)}
     shape = rng.choices(list(mix), weights=list(mix.values()))[0]
     corrupt = inverse.corrupt if isinstance(problem, inverse.Problem) else synthetic.corrupt
     q, sol = problem.question, problem.solution
-    again = {"role": "user", "content": render_feedback(feedback, q)}
     msgs, w = [{"role": "user", "content": q}], [0.0]
+    if shape == "check":
+        if not isinstance(problem, inverse.Problem):
+            raise ValueError("the check shape is the inverse task's: its solutions end with a forward check")
+        attempt = corrupt(problem, rng)
+        return msgs + [{"role": "assistant", "content": attempt, "weight_from": attempt.index(inverse.CHECK)}], [0.0, 1.0]
+    again = {"role": "user", "content": render_feedback(feedback, q)}
     if shape in ("fix", "fix2"):
         for _ in range(1 if shape == "fix" else 2):
             msgs += [{"role": "assistant", "content": corrupt(problem, rng)}, again]
@@ -109,7 +119,7 @@ def run(out: Path, size: str, cfg: TrainConfig, batch_size: int, device: str | N
     stats = train(model, iter(loader), cfg, dev)
     save(model, tokenizer, out)
     info = {"recipe": "base", "size": size, "init": str(init) if init else None, "levels": levels or list(synthetic.LEVELS),
-            "dataset": dataset, "shapes": shapes or list(SHAPES), "parameters": n_params, "device": str(dev),
+            "dataset": dataset, "shapes": shapes or list(DEFAULT_SHAPES), "parameters": n_params, "device": str(dev),
             "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
             "batch_size": batch_size, "seed": seed, "config": vars(cfg), "train": stats,
             "wall_s": round(time.time() - t0, 1)}

@@ -15,16 +15,22 @@ from app.training.tokenizer import role_prefix
 
 
 def encode_example(tokenizer, messages: Sequence[dict], weights: Sequence[float]) -> tuple[list[int], list[float]]:
-    """`weights[i]` applies to message i when it is an assistant message."""
+    """`weights[i]` applies to message i when it is an assistant message. An assistant message with a
+    `weight_from` (a character offset into its content) weighs only from there on: its tokens that start
+    before it weigh 0 (the base recipe's `check` shape trains a check, not the attempt it checks)."""
     ids: list[int] = []
     w: list[float] = []
     end = tokenizer.convert_tokens_to_ids("<|end|>")
     for m, wt in zip(messages, weights):
         head = tokenizer.convert_tokens_to_ids(role_prefix(m["role"]))
-        body = tokenizer(m["content"], add_special_tokens=False)["input_ids"]
+        enc = tokenizer(m["content"], add_special_tokens=False, return_offsets_mapping="weight_from" in m)
+        body = enc["input_ids"]
         weight = float(wt) if m["role"] == "assistant" else 0.0
         ids += [head] + body + [end]
-        w += [0.0] + [weight] * (len(body) + 1)
+        if "weight_from" in m:
+            w += [0.0] + [weight if start >= m["weight_from"] else 0.0 for start, _ in enc["offset_mapping"]] + [weight]
+        else:
+            w += [0.0] + [weight] * (len(body) + 1)
     return ids, w
 
 

@@ -102,3 +102,35 @@ def test_the_pipeline_of_scripts_train_inverse_sh_in_miniature(tmp_path, model_p
                       "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dataset"] == "inverse" and metrics["level"] == "medium" and metrics["n_problems"] == 2
+
+
+def test_the_check_shape_trains_the_honest_check_of_a_wrong_attempt_and_nothing_before_it(model_path):
+    """A wrong attempt as the answer, weighted from its "Check:" on: the forward check that does not match,
+    and the answer it checked; its miscomputed inverse steps stay unweighted context."""
+    from transformers import AutoTokenizer
+
+    from app.training.base import base_conversation
+    from app.training.data import encode_example
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    rng = random.Random(4)
+    for p in inverse.problems(2, 10, inverse.LEVELS["hard"], split="validation"):
+        msgs, w = base_conversation(rng, p, shapes=["check"])
+        assert [m["role"] for m in msgs] == ["user", "assistant"] and w == [0.0, 1.0]
+        attempt = msgs[1]["content"]
+        assert "It does not match" in attempt and not inverse.check_steps(p, attempt)
+        ids, weights = encode_example(tok, msgs, w)
+        assert ids == tok(tok.apply_chat_template(msgs, tokenize=False), add_special_tokens=False)["input_ids"]
+        weighted = tok.decode([i for i, x in zip(ids, weights) if x > 0])
+        assert weighted == attempt[attempt.index(inverse.CHECK):] + "<|end|>"
+
+
+def test_the_check_shape_is_refused_where_solutions_have_no_check(tmp_path, capsys):
+    from app.tasks import synthetic
+    from app.training.base import base_conversation
+
+    with pytest.raises(SystemExit):
+        parse_base(["--out", str(tmp_path / "b"), "--shapes", "check"])
+    assert "--shapes check needs --dataset inverse" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="inverse task's"):
+        base_conversation(random.Random(0), synthetic.problems(0, 1)[0], shapes=["check"])
