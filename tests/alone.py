@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 MARKER = "alone"
+WAITED = {"alone": 0.0, "others": 0.0}  # this worker's seconds spent waiting for the locks
 
 
 def lock_dir(config: pytest.Config) -> Path | None:
@@ -41,13 +43,48 @@ def turn(item: pytest.Item) -> Iterator[None]:
         return
     alone = item.get_closest_marker(MARKER) is not None
     with open(folder / "gate.lock", "a") as gate, open(folder / "run.lock", "a") as run:
+        start = time.monotonic()
         fcntl.flock(gate, fcntl.LOCK_EX)
         try:
             fcntl.flock(run, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         finally:
             if not alone:
                 fcntl.flock(gate, fcntl.LOCK_UN)
+        WAITED["alone" if alone else "others"] += time.monotonic() - start
         try:
             yield
         finally:
             fcntl.flock(run, fcntl.LOCK_UN)  # (and the gate, for an `alone` test, when the file closes)
+
+
+def schedule(items: list, slow_first: list[str], root: Path) -> None:
+    """Sort the collected items: the files of `slow_first` first (in its order), then the rest, and last
+    the files with an `alone` test. An `alone` test waits for every other worker's current test to end,
+    and they wait for it: run last, it comes when the long files are done and the others' tests are
+    short. Stable, so the order is the same in every xdist worker (xdist requires it)."""
+    rank = {name: i for i, name in enumerate(slow_first)}
+    lonely = {item.path for item in items if item.get_closest_marker(MARKER)}
+    items.sort(key=lambda item: (item.path in lonely, rank.get(item.path.relative_to(root).as_posix(), len(rank))))
+
+
+class Waits:
+    """Prints, at the end of an xdist run, the worker-seconds spent waiting for the locks: the price of
+    the `alone` tests (conftest.py puts their files last, when the long files are done)."""
+
+    def __init__(self) -> None:
+        self.total = dict.fromkeys(WAITED, 0.0)
+
+    def pytest_sessionfinish(self, session) -> None:
+        out = getattr(session.config, "workeroutput", None)
+        if out is not None:
+            out["alone_waits"] = dict(WAITED)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        for k, v in getattr(node, "workeroutput", {}).get("alone_waits", {}).items():
+            self.total[k] += v
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if any(self.total.values()) and not hasattr(terminalreporter.config, "workeroutput"):
+            terminalreporter.write_line(f"waiting for `alone` tests (tests/alone.py): {self.total['alone']:.1f} s "
+                                        f"before them, {self.total['others']:.1f} s of other tests' while they ran")

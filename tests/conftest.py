@@ -67,11 +67,11 @@ SLOW_FIRST = [
 
 def pytest_configure(config):
     config.pluginmanager.register(CPUByFile(), "cpu_by_file")
+    config.pluginmanager.register(alone.Waits(), "alone_waits")
 
 
 def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank)))  # stable
+    alone.schedule(items, SLOW_FIRST, ROOT)
 
 
 @pytest.hookimpl(wrapper=True)
