@@ -144,3 +144,24 @@ def test_the_verifier_picker_lists_the_builtins_and_a_run_with_one_is_checked(br
         verdicts = view.locator("dd.correct").all_inner_texts()
         assert verdicts and all(v in ("✓ correct", "✗ incorrect") for v in verdicts)
         assert view.locator(".mode").inner_text().startswith("oracle")
+
+
+# /playground.json answers 1.5 s late, as from a slow server or link: the user has typed by then.
+SLOW_SETTINGS = """
+const fetch_ = window.fetch;
+window.fetch = (url, opts) => String(url).includes("/playground.json")
+  ? new Promise((ok) => setTimeout(ok, 1500)).then(() => fetch_(url, opts)) : fetch_(url, opts);
+"""
+
+
+def test_the_servers_defaults_arriving_late_keep_what_the_user_typed(browser, server):
+    """The turns the user set before the server's defaults arrived are the turns that run (the default
+    would otherwise overwrite them: 5 turns where 2 were asked for)."""
+    with opened(browser, server, init_script=SLOW_SETTINGS) as tab:
+        page = tab.page
+        fill(page, max_turns=2, temperature=1.0, seed=3)
+        page.wait_for_selector("html[data-started=true]", state="attached")
+        assert page.input_value("#max_turns") == "2"
+        [view] = run(page).all()
+        assert view.get_attribute("data-state") == "done", view.inner_text()
+        assert view.locator(".turn").count() <= 2

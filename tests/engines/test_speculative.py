@@ -89,9 +89,13 @@ async def test_greedy_refinements_are_token_identical_at_every_level(engine):
     assert after[4].accepted > 0.6 * after[4].drafted
 
 
-async def test_a_batch_of_long_and_short_drafts_with_stops_and_budgets_is_identical(engine, verify_drafts):
+async def test_a_batch_of_long_and_short_drafts_with_stops_and_budgets_is_identical(engine, verify_drafts,
+                                                                                   monkeypatch):
     """Turn-2 prompts (the previous attempt in context: long drafts) beside first turns (short or no
-    drafts), with stop strings, budgets that end mid-draft, several samples and log-probs, in one batch."""
+    drafts), with stop strings, budgets that end mid-draft, several samples and log-probs, in one batch.
+    The idle engine gathers arrivals for 1 s, so that the nine calls start as one batch even when the
+    machine is busy (their prompts are encoded in threads, and may arrive apart)."""
+    monkeypatch.setattr(engine, "batch_wait_s", 1.0)
     probs = synthetic.problems(99, 6, synthetic.LEVELS["hard"], "test")
     firsts = await asyncio.gather(*[engine.generate([conv(p.question)], SamplingParams(max_tokens=160))
                                     for p in probs])

@@ -74,7 +74,11 @@ function applyLimits(limits, defaults) {
   for (const name of ["max_turns", "samples_per_turn", "max_tokens"]) {
     if (limits[name]) $(name).max = String(limits[name]);
   }
-  if (defaults.max_turns) $("max_turns").value = String(Math.min(defaults.max_turns, limits.max_turns || 99));
+  // the server's default turns, unless the user changed the field while /playground.json was on its way
+  const turns = $("max_turns");
+  if (defaults.max_turns && turns.value === turns.defaultValue) {
+    turns.value = String(Math.min(defaults.max_turns, limits.max_turns || 99));
+  }
   if (defaults.max_tokens) $("max_tokens").placeholder = `default ${defaults.max_tokens}`;
   if (limits.question_chars) $("question").maxLength = limits.question_chars;
 }
