@@ -71,7 +71,8 @@ class CollectStats:
     kept_correct: int = 0
     turn1_correct: int = 0
     flips: dict = field(default_factory=dict)  # recheck: "t1>t2": {"right_to_wrong": n, "wrong_to_right": n}
-    examples: int = 0
+    examples: int = 0  # the conversations trained (after `--max-examples`, where a run caps them)
+    collected: int = 0  # the conversations collected
     by_turn_correct: dict = field(default_factory=dict)
     criterion: str = "all"
     targets: dict = field(default_factory=lambda: dict.fromkeys(CRITERIA, 0))  # targets each criterion keeps
@@ -123,7 +124,7 @@ async def collect(engine: Engine, problems: list, task, cfg: CollectConfig, teac
     stats = CollectStats(problems=len(problems), criterion=cfg.criterion)
     examples = await fan_out(problems, lambda p, seed: _collect_one(engine, teacher, p, task, cfg, stats, seed),
                              cfg, progress)
-    stats.examples = len(examples)
+    stats.examples = stats.collected = len(examples)
     return examples, stats
 
 

@@ -127,7 +127,7 @@ async def collect_traces(engine: Engine, items: list[Traced], cfg: CollectConfig
     stats = TraceStats(traces=len(items), criterion=cfg.criterion)
     examples = await fan_out(items, lambda item, seed: _one(engine, source, item, cfg, stats, served, seed),
                              cfg, progress)
-    stats.examples = len(examples)
+    stats.examples = stats.collected = len(examples)
     return examples, stats
 
 

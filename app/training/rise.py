@@ -239,6 +239,7 @@ async def _collected(a: argparse.Namespace, it: int, current: Path, tokenizer, r
         examples += [synthetic_recipe.as_one_turn(e) for e in solver] if a.single_turn else solver
     if a.max_examples and len(examples) > a.max_examples:  # another run's count (a same-data baseline)
         examples = rng.sample(examples, a.max_examples)
+        stats.examples = len(examples)  # what trains; stats.collected keeps what was collected
     # recheck: replay first turns only (after feedback the model now re-checks instead)
     replay = _replay(a, rng, int(a.replay * len(examples)), weight(1, a.tau), single=a.source == "recheck")
     encoded = [encode_example(tokenizer, m, w) for m, w in examples]
