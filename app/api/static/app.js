@@ -23,6 +23,7 @@ async function init() {
   window.addEventListener("hashchange", openPermalink);
   setupForm();
   setupKey();
+  $("max_turns").addEventListener("input", () => { $("max_turns").dataset.edited = "true"; }, { once: true });
   try {
     const page = await getJSON("/playground.json");
     applyLimits(page.limits, page.defaults);
@@ -76,7 +77,7 @@ function applyLimits(limits, defaults) {
   }
   // the server's default turns, unless the user changed the field while /playground.json was on its way
   const turns = $("max_turns");
-  if (defaults.max_turns && turns.value === turns.defaultValue) {
+  if (defaults.max_turns && !turns.dataset.edited) {
     turns.value = String(Math.min(defaults.max_turns, limits.max_turns || 99));
   }
   if (defaults.max_tokens) $("max_tokens").placeholder = `default ${defaults.max_tokens}`;
