@@ -18,24 +18,25 @@ import asyncio
 import json
 from collections import Counter
 
+from app.answers.checker import get_checker
 from app.tasks import inverse
-from app.tasks.synthetic import ANSWER_RE
+
+CHECKER = get_checker("synthetic")  # the inverse task's answers are scored as RISE's collection scores them
 
 
 def final_answer(text: str) -> int | None:
-    m = None
-    for m in ANSWER_RE.finditer(text):
-        pass
+    """The whole number the text commits to (the checker's extraction), or None."""
+    answer = CHECKER.extract(text)
     try:
-        return int(m.group(1).replace(",", "")) if m else None
-    except ValueError:
+        return None if answer is None else int(answer)
+    except ValueError:  # a decimal: no chain starts there
         return None
 
 
 def classify(problem: inverse.Problem, text: str) -> dict:
     """One written solution: right?, its verdict, whether its check is honest, lucky and where."""
     answer = final_answer(text)
-    right = answer is not None and str(answer) == problem.answer
+    right = CHECKER.is_correct(text, problem.answer)
     verdict = ("matches" if "It matches" in text else "does not match" if "does not match" in text
                else "no check")
     solving, checking = inverse.parse(text)
