@@ -33,6 +33,8 @@ def start_forked(env_extra: dict[str, str] | None = None, args: list[str] | None
         return start(env_extra, args, port, ready_path=ready_path, timeout=timeout, log_name=log_name)
     from tests.zygote import Zygote
 
+    if _zygote and _zygote[0].proc.poll() is not None:  # it died with the thread that started it
+        _zygote.clear()
     if not _zygote:
         _zygote.append(Zygote())
     port = port or free_port()

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 
 
 class Forked:
@@ -74,7 +75,7 @@ class Zygote:
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
         self.path = Path(tempfile.mkdtemp(prefix="rise-zygote-")) / "sock"
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.zygote", str(self.path)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.zygote", str(self.path), str(os.getpid())],
                                      cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while not self.path.exists():
@@ -118,7 +119,18 @@ def _server(request: dict) -> None:
     sys.exit(main(request["argv"]))  # through the interpreter's own exit (atexit, flushing)
 
 
-def _serve_forever(path: str) -> None:
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL when the test process that started this one exits (or the thread that did: a dead
+    zygote is replaced, tests/servers.py), so that none outlives the run holding its memory and the
+    run's stdout (a `pytest ... | grep` waited for it forever)."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:  # it exited before the line above
+        os._exit(1)
+
+
+def _serve_forever(path: str, parent: int) -> None:
+    _die_with_parent(parent)
     import app.api.cli  # noqa: F401 - the point: these imports happen once, here
     import app.api.main  # noqa: F401
     import app.engines.factory  # noqa: F401
@@ -154,4 +166,4 @@ def _serve_forever(path: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve_forever(sys.argv[1])
+    _serve_forever(sys.argv[1], int(sys.argv[2]))

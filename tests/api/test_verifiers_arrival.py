@@ -153,9 +153,12 @@ def test_a_conversation_of_many_messages_never_stalls_the_server(url, path, fiel
     before anything refused it; four at once held /health for 0.9-1.1 s. Conversations now hold at
     most MAX_MESSAGES messages, counted before any is validated."""
     model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+    # encoded once, before the clock: four client threads each encoding 1 MB of JSON would hold this
+    # process's GIL, and the /health calls below would wait on the test, not on the server
+    content = json.dumps({"model": model, **body}).encode()
     answers: list = []
-    workers = [threading.Thread(target=lambda: answers.append(
-        httpx.post(f"{url}{path}", json={"model": model, **body}, timeout=180))) for _ in range(4)]
+    workers = [threading.Thread(target=lambda: answers.append(httpx.post(
+        f"{url}{path}", content=content, headers={"content-type": "application/json"}, timeout=180))) for _ in range(4)]
     worst = 0.0
     with httpx.Client(timeout=180) as client:
         client.get(f"{url}/health")

@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from app import metrics
 from app.api.deps import EngineDep, SettingsDep, deadline_for
 from app.api.errors import ApiError
+from app.api.json_body import OffLoopJSONRoute
 from app.api.openai_render import chunk_renderer, completion
 from app.api.protocol_openai import ChatCompletionRequest
 from app.api.protocol_refine import RefineOptions
@@ -39,7 +40,7 @@ from app.traces.schema import new_id
 
 log = logging.getLogger("rise.api")
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], route_class=OffLoopJSONRoute)  # large bodies decoded off the loop
 
 
 @router.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, refined over turns",

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import EngineDep, SettingsDep, deadline_for
+from app.api.json_body import OffLoopJSONRoute
 from app.api.protocol_refine import RefineRequest, RefineResponse
 from app.api.serving import check_fits, pick_engine
 from app.api.serving import (build_config, check_caps, check_question, checker_and_oracle, event_stream, keep_trace,
@@ -13,7 +14,7 @@ from app.api.serving import (build_config, check_caps, check_question, checker_a
 from app.refine.loop import refine
 from app.traces.schema import new_id
 
-router = APIRouter(tags=["refine"])
+router = APIRouter(tags=["refine"], route_class=OffLoopJSONRoute)  # large bodies decoded off the loop
 
 STREAM_DOC = """With `"stream": true` the answer is `text/event-stream`: `turn_start` {turn, feedback}
 once a turn runs (`feedback`: what the model was told after the previous turn, null on turn 1),

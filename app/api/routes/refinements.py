@@ -23,13 +23,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.errors import ApiError
+from app.api.json_body import OffLoopJSONRoute
 from app.api.protocol_traces import Deleted, FeedbackRequest, TraceList, TraceOut
 from app.traces.record import public
 from app.traces.schema import valid_id
 from app.traces.store import TraceStore
 from app.traces.writer import TraceWriter
 
-router = APIRouter(tags=["traces"])
+router = APIRouter(tags=["traces"], route_class=OffLoopJSONRoute)  # large bodies decoded off the loop
 SETTLE_S = 5.0  # how long a read waits for this process's own pending write of the trace
 # The routes' store calls run on threads of their own: a slow or locked store (each call may wait
 # SETTLE_S and the busy timeout) then holds up these routes only, never the event loop's default

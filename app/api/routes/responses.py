@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 
 from app.api.deps import EngineDep, SettingsDep, deadline_for
 from app.api.errors import ApiError
+from app.api.json_body import OffLoopJSONRoute
 from app.api.protocol_responses import ResponseRequest
 from app.api.responses_render import StreamRenderer, live_logprobs, now, output_of, render_stored, response_object
 from app.api.routes import refinements
@@ -37,7 +38,7 @@ from app.traces.schema import new_id, valid_id
 
 log = logging.getLogger("rise.api")
 
-router = APIRouter(tags=["responses"])
+router = APIRouter(tags=["responses"], route_class=OffLoopJSONRoute)  # large bodies decoded off the loop
 ROUTE = "/v1/responses"
 NOT_FOUND = "no stored response with id '{}'"
 
