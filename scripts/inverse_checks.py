@@ -1,11 +1,13 @@
 """Issue 28, part 2: is a model's forward check honest? On the inverse task a written solution ends with
-"Check: ..." (the chain run forward from its answer) and a verdict, "It matches." or "It does not match N."
-Self-correction without an oracle needs that verdict to be true. This samples a model on validation
+"Check: ..." (the chain run forward from its answer), the comparison it writes out and its verdict ("89 vs 93: no
+match.", or "93 vs 93: match."; bases of an earlier format wrote "It matches." or "It does not match N."). Self-correction without an oracle needs that verdict to be true. This samples a model on validation
 problems and counts, per sample:
 
 - right or wrong final answer, against the verdict it wrote (matches / does not match / no check);
 - honest: the check's steps are the chain run forward from the sample's own answer, each computed right,
   and its verdict is what they show;
+- compared: where the sample writes "X vs Y:", whether X is its check's last result, Y the question's
+  end, and its verdict what X and Y say (a verdict that follows the written comparison);
 - lucky: a right answer by wrong steps (what RISE's collection scores 0), split by where the steps go wrong.
 
     python scripts/inverse_checks.py runs/inv-hardbase/base --level hard --problems 60 --samples 8
@@ -16,11 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 from collections import Counter
 
 from app.answers.checker import get_checker
 from app.tasks import inverse
 
+COMPARISON = re.compile(r"(-?\d+) vs (-?\d+):")
 CHECKER = get_checker("synthetic")  # the inverse task's answers are scored as RISE's collection scores them
 
 
@@ -37,8 +41,8 @@ def classify(problem: inverse.Problem, text: str) -> dict:
     """One written solution: right?, its verdict, whether its check is honest, lucky and where."""
     answer = final_answer(text)
     right = CHECKER.is_correct(text, problem.answer)
-    verdict = ("matches" if "It matches" in text else "does not match" if "does not match" in text
-               else "no check")
+    verdict = ("matches" if ": match." in text or "It matches" in text
+               else "does not match" if ": no match." in text or "does not match" in text else "no check")
     solving, checking = inverse.parse(text)
     honest = False
     if answer is not None and verdict != "no check":
@@ -47,7 +51,21 @@ def classify(problem: inverse.Problem, text: str) -> dict:
     lucky = right and not inverse.check_steps(problem, text)
     where = [] if not lucky else [w for w, bad in (("solving", solving != problem.steps),
                                                    ("check", inverse.CHECK in text and not honest)) if bad]
-    return {"right": right, "verdict": verdict, "honest": honest, "lucky": lucky, "lucky_where": where}
+    return {"right": right, "verdict": verdict, "honest": honest, "lucky": lucky, "lucky_where": where,
+            "compared": compared(problem, text, checking, verdict)}
+
+
+def compared(problem: inverse.Problem, text: str, checking: list, verdict: str) -> str:
+    """"none" (no "X vs Y:"), else which part of the written comparison is off: "copied" (X is
+    not the check's last result, or Y not the question's end), "verdict" (the verdict is not what X and
+    Y say), or "follows"."""
+    m = COMPARISON.search(text.partition(inverse.CHECK)[2])
+    if m is None or verdict == "no check":
+        return "none"
+    got, want = int(m.group(1)), int(m.group(2))
+    if not checking or got != checking[-1].result or want != problem.end:
+        return "copied"
+    return "follows" if (verdict == "matches") == (got == want) else "verdict"
 
 
 def tally(rows: list[dict]) -> dict:
@@ -58,6 +76,7 @@ def tally(rows: list[dict]) -> dict:
         "right": sum(r["right"] for r in rows),
         "answer x verdict": dict(sorted(verdicts.items())),
         "honest checks": sum(r["honest"] for r in rows),
+        "written comparison": dict(Counter(r["compared"] for r in rows)),
         "wrong answers whose check says it matches": sum(r["verdict"] == "matches" for r in wrong),
         "wrong answers": len(wrong),
         "lucky": sum(r["lucky"] for r in rows),

@@ -3,14 +3,18 @@ checking an answer is easier than finding it.
 
     Sam has some apples. He ends up with 4 times as many. Then he buys 17 more. Now Sam has 93
     apples. How many apples did Sam have at the start?
-    -> "93-17=76. 76/4=19. Check: 19*4=76. 76+17=93. It matches. The answer is 19."
+    -> "93-17=76. 76/4=19. Check: 19*4=76. 76+17=93. 93 vs 93: match. The answer is 19."
 
 Solving means inverting the chain: undo its operations from the last to the first (an addition
 becomes a subtraction, a subtraction an addition, a product a division; every division is exact).
 Checking a candidate start means running the chain forward, the arithmetic of the synthetic task
-(`app/tasks/synthetic.py`) that base-synth was trained on: "Check: 18*4=72. 72+17=89. It does not
-match 93." Products are by one digit at every level, so the forward check stays within what
-base-synth does reliably (99% on hard problems), while the divisions of the solution are new to it.
+(`app/tasks/synthetic.py`) that base-synth was trained on: "Check: 18*4=72. 72+17=89. 89 vs 93: no
+match." Products are by one digit at every level, so the forward check stays within
+what base-synth does reliably (99% on hard problems), while the divisions of the solution are new to
+it. The check writes its comparison out ("89 vs 93"): the verdict is then read off two
+numbers written side by side, the check's last result and the question's end. A verdict written
+straight after the chain ("... 72+17=89. It does not match 93.") was learned as a fixed ending: bases
+trained on it said "It matches" for every wrong answer (docs/results/inverse-pilot.md).
 
 A worked solution (`Problem.solution`) is the solver's inverse steps in the synthetic step format
 (`a op b=c.`, with `/` for a division), then the forward check of its answer (`forward_check`),
@@ -95,10 +99,12 @@ def check(problem: Problem, candidate: int) -> bool:
 
 
 def forward_check(problem: Problem, candidate: int) -> str:
-    """The text of checking `candidate` by running the chain forward, with its verdict."""
+    """The text of checking `candidate` by running the chain forward: its steps, the comparison of
+    where it ends with where the question says it ends, and the verdict that comparison gives."""
     steps = forward(candidate, problem.ops)
-    verdict = "It matches." if steps[-1].result == problem.end else f"It does not match {problem.end}."
-    return f"{CHECK} " + " ".join(s.text() for s in steps) + f" {verdict}"
+    got = steps[-1].result
+    verdict = "match" if got == problem.end else "no match"
+    return f"{CHECK} " + " ".join(s.text() for s in steps) + f" {got} vs {problem.end}: {verdict}."
 
 
 def write(steps: list[Step], checked: str, answer: int) -> str:

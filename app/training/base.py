@@ -41,7 +41,7 @@ def base_conversation(rng: random.Random, problem: synthetic.Problem | inverse.P
     keep:   a correct attempt, the feedback, the same solution again (no-oracle feedback must not
             talk the model out of a right answer it can check).
     check:  (inverse problems) a wrong attempt as the answer, trained from its "Check:" on only: the
-            honest forward check of a wrong result, "It does not match N.", and the answer it checked.
+            honest forward check of a wrong result ("89 vs 93: no match."), and the answer it checked.
             Every worked solution's check matches, so a model trained on those alone writes "It
             matches" whatever its numbers (scripts/inverse_checks.py); this shape teaches the verdict.
     """

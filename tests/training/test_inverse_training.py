@@ -119,7 +119,7 @@ def test_the_check_shape_trains_the_honest_check_of_a_wrong_attempt_and_nothing_
         msgs, w = base_conversation(rng, p, shapes=["check"])
         assert [m["role"] for m in msgs] == ["user", "assistant"] and w == [0.0, 1.0]
         attempt = msgs[1]["content"]
-        assert "It does not match" in attempt and not inverse.check_steps(p, attempt)
+        assert ": no match." in attempt and not inverse.check_steps(p, attempt)
         ids, weights = encode_example(tok, msgs, w)
         assert ids == tok(tok.apply_chat_template(msgs, tokenize=False), add_special_tokens=False)["input_ids"]
         weighted = tok.decode([i for i, x in zip(ids, weights) if x > 0])
