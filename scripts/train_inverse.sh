@@ -22,6 +22,9 @@
 # BASE_LEVEL (default LEVEL) is the level the first-turn fine-tune trains on: a base fine-tuned on medium
 # problems solves 100% of medium validation problems at turn 1 (no room for a later turn) and 20% of hard
 # ones, so the hard run starts from the medium base (an existing OUT/base is reused, not retrained).
+# BASE_LEVEL and BASE_SHAPES (default single) may each name several, space-separated: the base of the
+# written-comparison check is BASE_LEVEL="medium hard" BASE_SHAPES="single check", so that it also learns
+# the honest check of a wrong attempt. CRITERION (default all) is `rise train rise --criterion`.
 #
 # About 4 hours on 2 quiet CPU cores with the defaults (docs/training.md#the-inverse-task); each heavy step
 # takes /tmp/rise-heavy.lock, so it waits for (and never runs beside) other heavy jobs on this machine.
@@ -31,6 +34,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/train_inverse.sh OUT_DIR}
 LEVEL=${LEVEL:-medium}
 BASE_LEVEL=${BASE_LEVEL:-$LEVEL}
+BASE_SHAPES=${BASE_SHAPES:-single}
+CRITERION=${CRITERION:-all}
 PROBLEMS=${PROBLEMS:-2000}
 ITERATIONS=${ITERATIONS:-1}
 BASE_STEPS=${BASE_STEPS:-500}
@@ -41,8 +46,9 @@ RISE=(flock /tmp/rise-heavy.lock .venv/bin/rise)
 mkdir -p "$OUT"
 
 # 1. the first-turn fine-tune (its level mix: the inverse LEVEL, with the forward arithmetic in every check)
+# shellcheck disable=SC2086  # BASE_SHAPES and BASE_LEVEL are split into words on purpose
 [ -f "$OUT/base/model.safetensors" ] || "${RISE[@]}" train base --init models/base-synth --dataset inverse \
-  --shapes single --levels "$BASE_LEVEL" --steps "$BASE_STEPS" --lr 3e-4 --batch-size 64 --workers 1 --seed "$SEED" \
+  --shapes $BASE_SHAPES --levels $BASE_LEVEL --steps "$BASE_STEPS" --lr 3e-4 --batch-size 64 --workers 1 --seed "$SEED" \
   --out "$OUT/base"
 
 # 2. RISE, the general path; 3. the one-turn baseline on the same problems with the same replay and anchor
@@ -50,7 +56,7 @@ COMMON=(--dataset inverse --recipe "{\"level\": [\"$LEVEL\"]}" --problems "$PROB
         --temperature 1.0 --max-tokens 200 --epochs 2 --lr 1e-4 --tau 0.4 --replay 0.5 --anchor 10
         --anchor-model "$OUT/base" --eval-limit 300 --seed "$SEED")
 [ -f "$OUT/rise/model.safetensors" ] || "${RISE[@]}" train rise --model "$OUT/base" --out "$OUT/rise" \
-  --source self --best-of "$BEST_OF" --criterion all --turns 3 "${COMMON[@]}"
+  --source self --best-of "$BEST_OF" --criterion "$CRITERION" --turns 3 "${COMMON[@]}"
 # the model's right samples RISE trained on in its first iteration: right turns kept, plus right best-of-N samples
 RIGHT=$(.venv/bin/python -c "import json, sys; c = json.load(open(sys.argv[1]))[0]['collect']; \
 print(c['kept_correct'] + c['improved'])" "$OUT/rise/iterations.json")
