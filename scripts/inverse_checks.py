@@ -52,7 +52,27 @@ def classify(problem: inverse.Problem, text: str) -> dict:
     where = [] if not lucky else [w for w, bad in (("solving", solving != problem.steps),
                                                    ("check", inverse.CHECK in text and not honest)) if bad]
     return {"right": right, "verdict": verdict, "honest": honest, "lucky": lucky, "lucky_where": where,
-            "compared": compared(problem, text, checking, verdict)}
+            "compared": compared(problem, text, checking, verdict), "answer": answer}
+
+
+def selection(per_problem: list[list[dict]]) -> dict:
+    """What the verdict is worth without an oracle, per problem over its samples in order: the first
+    sample's answer, the majority answer (ties to the earliest), and the first answer whose own check
+    says it matches (the majority where none does), each as the share of problems it gets right."""
+    def majority(rows):
+        votes = Counter(r["answer"] for r in rows if r["answer"] is not None)
+        if not votes:
+            return rows[0]
+        best = max(votes.values())
+        return next(r for r in rows if r["answer"] is not None and votes[r["answer"]] == best)
+
+    def first_match(rows):
+        return next((r for r in rows if r["verdict"] == "matches"), None) or majority(rows)
+
+    n = len(per_problem)
+    return {"problems": n, **{name: round(sum(pick(rows)["right"] for rows in per_problem) / n, 4)
+                              for name, pick in (("first sample", lambda rows: rows[0]), ("majority", majority),
+                                                 ("first that says it matches", first_match))}}
 
 
 def compared(problem: inverse.Problem, text: str, checking: list, verdict: str) -> str:
@@ -110,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     problems = inverse.problems(a.seed, a.problems, inverse.LEVELS[a.level], split="validation")
     texts = sample(a.model, problems, a.samples, a.temperature, seed=3)
-    print(json.dumps(tally([classify(p, t) for p, ts in zip(problems, texts) for t in ts]), indent=1))
+    per_problem = [[classify(p, t) for t in ts] for p, ts in zip(problems, texts)]
+    print(json.dumps({**tally([r for rows in per_problem for r in rows]), "selection": selection(per_problem)},
+                     indent=1))
     return 0
 
 

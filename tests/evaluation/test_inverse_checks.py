@@ -33,7 +33,8 @@ def _fudged(problem: inverse.Problem, wrong: int, bend: bool = True, got: int | 
 def test_each_kind_of_solution_is_classified_as_what_it_is():
     s = _script()
     assert s.classify(PROBLEM, PROBLEM.solution) == {"right": True, "verdict": "matches", "honest": True,
-                                                     "lucky": False, "lucky_where": [], "compared": "follows"}
+                                                     "lucky": False, "lucky_where": [], "compared": "follows",
+                                                     "answer": PROBLEM.start}
     attempt = inverse.corrupt(PROBLEM, random.Random(1))  # one slip, then the honest forward check
     c = s.classify(PROBLEM, attempt)
     assert (c["right"], c["verdict"], c["honest"], c["lucky"], c["compared"]) == (False, "does not match", True,
@@ -72,3 +73,17 @@ def test_a_real_model_is_sampled_and_tallied(model_path, capsys):
     assert _script().main([str(model_path), "--problems", "2", "--samples", "2"]) == 0
     out = capsys.readouterr().out
     assert '"samples": 4' in out and '"answer x verdict"' in out
+
+
+def test_selection_takes_the_first_answer_whose_check_matches():
+    s = _script()
+    honest_wrong = inverse.corrupt(PROBLEM, random.Random(1))  # says it does not match
+    wrong = s.final_answer(honest_wrong)
+    rows = [s.classify(PROBLEM, t) for t in (honest_wrong, honest_wrong, PROBLEM.solution)]
+    fudged = [s.classify(PROBLEM, t) for t in (_fudged(PROBLEM, wrong), PROBLEM.solution)]
+    picked = s.selection([rows, fudged])
+    # problem 1: first and majority are the wrong answer, the first matching check is the right one;
+    # problem 2: the first sample's fudged check says it matches, so that wrong answer is taken (and a
+    # one-one tie goes to the earlier answer)
+    assert picked == {"problems": 2, "first sample": 0.0, "majority": 0.0, "first that says it matches": 0.5}
+    assert s.selection([rows])["first that says it matches"] == 1.0 and s.selection([rows])["majority"] == 0.0
