@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import re
 from collections import Counter
 
@@ -70,9 +71,14 @@ def selection(per_problem: list[list[dict]]) -> dict:
         return next((r for r in rows if r["verdict"] == "matches"), None) or majority(rows)
 
     n = len(per_problem)
-    return {"problems": n, **{name: round(sum(pick(rows)["right"] for rows in per_problem) / n, 4)
-                              for name, pick in (("first sample", lambda rows: rows[0]), ("majority", majority),
-                                                 ("first that says it matches", first_match))}}
+    picks = {"first sample": lambda rows: rows[0], "majority": majority, "first that says it matches": first_match}
+    right = {name: [pick(rows)["right"] for rows in per_problem] for name, pick in picks.items()}
+    better = sum(f and not m for f, m in zip(right["first that says it matches"], right["majority"]))
+    worse = sum(m and not f for f, m in zip(right["first that says it matches"], right["majority"]))
+    se = math.sqrt(max(better + worse - (better - worse) ** 2 / n, 0)) / n  # paired, over problems
+    return {"problems": n, **{name: round(sum(r) / n, 4) for name, r in right.items()},
+            "first that says it matches - majority": {"difference": round((better - worse) / n, 4),
+                                                       "se": round(se, 4), "better": better, "worse": worse}}
 
 
 def compared(problem: inverse.Problem, text: str, checking: list, verdict: str) -> str:
