@@ -1,7 +1,8 @@
 """Issue 28, part 2: is a model's forward check honest? On the inverse task a written solution ends with
 "Check: ..." (the chain run forward from its answer), the comparison it writes out and its verdict ("89 vs 93: no
-match.", or "93 vs 93: match."; bases of an earlier format wrote "It matches." or "It does not match N."). Self-correction without an oracle needs that verdict to be true. This samples a model on validation
-problems and counts, per sample:
+match.", or "93 vs 93: match."; bases of an earlier format wrote "It matches." or "It does not match N.").
+Self-correction without an oracle needs that verdict to be true. This samples a model on validation problems and
+counts, per sample:
 
 - right or wrong final answer, against the verdict it wrote (matches / does not match / no check);
 - honest: the check's steps are the chain run forward from the sample's own answer, each computed right,
@@ -19,13 +20,13 @@ import argparse
 import asyncio
 import json
 import math
-import re
+import operator
 from collections import Counter
 
 from app.answers.checker import get_checker
+from app.refine import vote
 from app.tasks import inverse
 
-COMPARISON = re.compile(r"(-?\d+) vs (-?\d+):")
 CHECKER = get_checker("synthetic")  # the inverse task's answers are scored as RISE's collection scores them
 
 
@@ -60,12 +61,9 @@ def selection(per_problem: list[list[dict]]) -> dict:
     """What the verdict is worth without an oracle, per problem over its samples in order: the first
     sample's answer, the majority answer (ties to the earliest), and the first answer whose own check
     says it matches (the majority where none does), each as the share of problems it gets right."""
-    def majority(rows):
-        votes = Counter(r["answer"] for r in rows if r["answer"] is not None)
-        if not votes:
-            return rows[0]
-        best = max(votes.values())
-        return next(r for r in rows if r["answer"] is not None and votes[r["answer"]] == best)
+    def majority(rows):  # the project's vote (app/refine/vote.py), its ties to the earliest answer
+        winner, _ = vote.majority([None if r["answer"] is None else str(r["answer"]) for r in rows], operator.eq)
+        return next((r for r in rows if str(r["answer"]) == winner), rows[0])
 
     def first_match(rows):
         return next((r for r in rows if r["verdict"] == "matches"), None) or majority(rows)
@@ -85,7 +83,7 @@ def compared(problem: inverse.Problem, text: str, checking: list, verdict: str) 
     """"none" (no "X vs Y:"), else which part of the written comparison is off: "copied" (X is
     not the check's last result, or Y not the question's end), "verdict" (the verdict is not what X and
     Y say), or "follows"."""
-    m = COMPARISON.search(text.partition(inverse.CHECK)[2])
+    m = inverse.COMPARISON_RE.search(text.partition(inverse.CHECK)[2])
     if m is None or verdict == "no check":
         return "none"
     got, want = int(m.group(1)), int(m.group(2))

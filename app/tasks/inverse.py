@@ -39,6 +39,7 @@ from app.tasks.synthetic import ANSWER_RE, ITEMS, NAMES, PHRASES, SPLITS, Diffic
 
 STEP_RE = re.compile(r"(-?\d+)\s*([+\-*/])\s*(-?\d+)\s*=\s*(-?\d+)")
 CHECK = "Check:"
+COMPARISON_RE = re.compile(r"(-?\d+) vs (-?\d+):")  # the comparison `forward_check` writes before its verdict
 INVERSE = {"+": "-", "-": "+", "*": "/"}
 
 # Products by one digit at every level (the forward check is then base-synth's arithmetic); harder
