@@ -52,6 +52,7 @@ CANCELLED = Counter("rise_requests_cancelled", "Requests whose client went away 
 SHED = Counter("rise_requests_shed", "Requests refused by admission control (429 queue_full, 503 not_ready)",
                ["model_name", "reason"])
 WAITING = Gauge("rise_requests_waiting", "Refinements queued for a slot", ["model_name"])
+RUNNING = Gauge("rise_requests_running", "Refinements holding a slot (at most RISE_MAX_IN_FLIGHT)", ["model_name"])
 DEADLINES = Counter("rise_deadline_exceeded", "Refinements whose deadline passed before their first turn finished (504)",
                     ["model_name"])
 ANSWER_CHECK_TIMEOUTS = Counter("rise_answer_check_timeouts", "Answer checks (math-verify) that ran out of time and "

@@ -38,6 +38,7 @@ class Admission:
             return await send_error(send, 503, f"{reason}; retry shortly", "not_ready", {"Retry-After": "2"})
         if self.running < self.max_in_flight and not self._waiters:
             self.running += 1
+            metrics.RUNNING.labels(model).set(self.running)
         else:
             if len(self._waiters) >= self.max_queue:
                 metrics.SHED.labels(model, "queue_full").inc()
@@ -106,3 +107,4 @@ class Admission:
                 slot.set_result(None)
                 return
         self.running -= 1
+        metrics.RUNNING.labels(self.model_name()).set(self.running)

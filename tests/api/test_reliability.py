@@ -146,13 +146,23 @@ def test_client_disconnect_mid_stream_frees_the_slot(server, model_name):
     assert f'rise_engine_queue_depth{{model_name="{model_name}"}} 0.0' in text
 
 
+async def running(client: httpx.AsyncClient) -> float:
+    """Refinements holding an admission slot, read off /metrics."""
+    text = (await client.get("/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rise_requests_running{"))
+
+
 def test_sigterm_drains_in_flight_and_exits_zero():
     proc, url, _ = start_server({"RISE_SHUTDOWN_GRACE_S": "60"})
 
     async def go():
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
             inflight = [asyncio.create_task(c.post("/v1/refine", json={"question": Q, "max_turns": 8})) for _ in range(4)]
-            await asyncio.sleep(0.4)
+            # SIGTERM once all four are admitted (a fixed sleep lost the race on a loaded CI machine: the
+            # requests arrived after the signal and were rightly refused with 503)
+            while await running(c) < 4:
+                assert not any(t.done() for t in inflight), [t.result().status_code for t in inflight if t.done()]
+                await asyncio.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
             try:

@@ -143,9 +143,13 @@ def test_chunked_body_over_the_limit_is_413(tight):
     assert r.status_code == 200  # a chunked body within the limit still works
 
 
-def _waiting(url: str) -> float:
+def _gauge(url: str, name: str) -> float:
     text = httpx.get(f"{url}/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rise_requests_waiting{"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def _waiting(url: str) -> float:
+    return _gauge(url, "rise_requests_waiting")
 
 
 def test_a_client_that_leaves_the_queue_gives_its_place_back_at_once(tight):
@@ -163,6 +167,7 @@ def test_a_client_that_leaves_the_queue_gives_its_place_back_at_once(tight):
         httpx.post(f"{tight}/v1/refine", json={"question": Q, "max_turns": 1}, headers=AUTH, timeout=1.0)
     assert wait_for(lambda: _waiting(tight) == 0, 3, 0.05)  # its place is free before the long one ends
     assert runner.is_alive()
+    assert _gauge(tight, "rise_requests_running") == 1  # the long one holds the only slot
     # the queue has room again: the next request queues (and times out here, or is served once the
     # long one ends) instead of a 429
     try:
@@ -172,6 +177,7 @@ def test_a_client_that_leaves_the_queue_gives_its_place_back_at_once(tight):
         pass
     runner.join(120)
     assert results["long"] == 200
+    assert wait_for(lambda: _gauge(tight, "rise_requests_running") == 0, 5, 0.05)  # and gave it back
 
 
 def _in_flight(url: str) -> float:
