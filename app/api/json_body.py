@@ -43,12 +43,12 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _decode(body: bytes) -> Any:
     """`json.loads(body)` that lets the event loop in every few milliseconds (module docstring)."""
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()  # this thread is the only one that pauses the collector
     try:
         return json.loads(body, object_pairs_hook=_object)
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
