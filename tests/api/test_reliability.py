@@ -4,7 +4,6 @@ shutdown, against real servers."""
 import asyncio
 import json
 import signal
-import statistics
 import time
 
 import httpx
@@ -71,15 +70,15 @@ def test_key_check_is_constant_time(monkeypatch):
 
     def timed(token, n=3000):
         header = f"Bearer {token}".encode()
-        samples = []
-        for _ in range(7):
-            t = time.perf_counter()
-            for _ in range(n):
-                middleware.key_matches(keys, header)
-            samples.append(time.perf_counter() - t)
-        return statistics.median(samples)
+        t = time.perf_counter()
+        for _ in range(n):
+            middleware.key_matches(keys, header)
+        return time.perf_counter() - t
 
-    near, far = timed("secret-onf"), timed("xxxxxxxxxx")
+    # interleaved, and each the fastest of 15: another process taking the core (a server starting
+    # beside this test) slows a run, never speeds one, so the minimum is the comparison's own cost
+    rounds = [(timed("secret-onf"), timed("xxxxxxxxxx")) for _ in range(15)]
+    near, far = min(r[0] for r in rounds), min(r[1] for r in rounds)
     assert 0.5 < near / far < 2.0  # a right prefix buys no measurable time
 
 
