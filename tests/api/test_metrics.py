@@ -14,8 +14,13 @@ Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples d
 def scrape(server) -> dict[tuple, float]:
     r = httpx.get(f"{server}/metrics", timeout=30)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return parse(r.text)
+
+
+def parse(text: str) -> dict[tuple, float]:
+    """A /metrics page's samples by (name, sorted labels)."""
     out = {}
-    for fam in text_string_to_metric_families(r.text):
+    for fam in text_string_to_metric_families(text):
         for s in fam.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out

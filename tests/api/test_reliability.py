@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from tests.api.test_metrics import get, parse
 from tests.servers import start_server, stop_server, wait_for
 
 Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
@@ -147,8 +148,7 @@ def test_client_disconnect_mid_stream_frees_the_slot(server, model_name):
 
 async def running(client: httpx.AsyncClient) -> float:
     """Refinements holding an admission slot, read off /metrics."""
-    text = (await client.get("/metrics")).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rise_requests_running{"))
+    return get(parse((await client.get("/metrics")).text), "rise_requests_running")
 
 
 def test_sigterm_drains_in_flight_and_exits_zero():

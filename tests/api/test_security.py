@@ -12,6 +12,7 @@ import pytest
 
 from app.api.middleware import key_matches
 from app.config import Settings
+from tests.api.test_metrics import get, scrape
 from tests.servers import ROOT, start_server, stop_server, wait_for
 
 Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
@@ -144,8 +145,7 @@ def test_chunked_body_over_the_limit_is_413(tight):
 
 
 def _gauge(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+    return get(scrape(url), name)
 
 
 def _waiting(url: str) -> float:
