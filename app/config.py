@@ -242,6 +242,10 @@ class Settings(BaseSettings):
     drain_ready_delay_s: float = Field(5.0, ge=0, le=300, description="after SIGTERM, how long /ready answers 503 "
                                        "while new requests are still served, so that load balancers stop sending "
                                        "before the drain refuses them")
+    switch_interval_ms: float = Field(1.0, gt=0, le=100, description="the interpreter's thread switch interval "
+                                      "(sys.setswitchinterval) while serving: how long the event loop may wait "
+                                      "for the GIL behind a worker thread's Python (a verifier's check, "
+                                      "tokenizing) each time it wants it back; CPython's default is 5 ms")
     engine_failures_unready: int = Field(5, ge=1, description="consecutive engine failures that flip /ready")
     log_json: bool = Field(False, description="structured JSON log lines")
     log_questions: bool = Field(False, description="include questions in logs (never references)")

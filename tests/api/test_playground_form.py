@@ -32,6 +32,7 @@ def notes(page) -> dict[str, str]:
 def test_tie_break_top_p_task_and_the_feedback_template_reach_the_request(browser, server, size):
     with opened(browser, server, **size) as tab:
         page = tab.page
+        page.locator("html[data-started=true]").wait_for(state="attached")  # /playground.json has been read
         assert page.input_value("#tie_break") == "last"  # the API's default, from /playground.json
         assert "RISE's sentence" in page.get_attribute("#feedback", "placeholder")
         fill(page, max_turns=2, temperature=0, top_p=0.9)

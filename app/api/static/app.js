@@ -12,7 +12,9 @@ import { RunView, replay } from "./render.js";
 import { sameAnswer } from "./tally.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { traces: null, controller: null, riseFeedback: null, permalink: null, permalinkLoads: 0 };
+// `defaults`: the promise of /playground.json's settings; a permalink opened by `hashchange` while it is
+// on its way waits for it, so its turns' feedback is named from RISE's sentence, not guessed
+const state = { traces: null, controller: null, riseFeedback: null, permalink: null, permalinkLoads: 0, defaults: null };
 
 init();
 
@@ -24,6 +26,15 @@ async function init() {
   setupForm();
   setupKey();
   $("max_turns").addEventListener("input", () => { $("max_turns").dataset.edited = "true"; }, { once: true });
+  state.defaults = loadDefaults();
+  await state.defaults;
+  await refreshServerInfo();
+  await openPermalink();
+  document.documentElement.dataset.started = "true";
+}
+
+/** /playground.json: the limits, the form's defaults, RISE's feedback sentence, whether keys are on. */
+async function loadDefaults() {
   try {
     const page = await getJSON("/playground.json");
     applyLimits(page.limits, page.defaults);
@@ -34,9 +45,6 @@ async function init() {
   } catch (e) {
     showError(e);
   }
-  await refreshServerInfo();
-  await openPermalink();
-  document.documentElement.dataset.started = "true";
 }
 
 function setupKey() {
@@ -239,6 +247,7 @@ async function openPermalink() {
     if (e.status === 401) showKeyBox("enter this server's API key");
     return;
   }
+  await state.defaults; // RISE's sentence, to name each turn's feedback
   if (load !== state.permalinkLoads) return;
   view.feedbackLabel = feedbackLabeller(trace.question, {});
   const asked = el("p", "stored-question");
