@@ -63,9 +63,6 @@ class VLLMEngine:
         self._lora = {}  # LoRA adapters (app/engines/adapters.py): one LoRARequest each, chosen per call
         if lora:
             from vllm.lora.request import LoRARequest
-
-            from app.engines.adapters import lora_rank
-
             from vllm.platforms import current_platform
 
             from app.engines.adapters import lora_rank, zero_adapter
