@@ -140,23 +140,23 @@ def test_a_permalink_typed_while_the_page_starts_is_loaded_once_and_stays(browse
         assert len(loads) == 1, loads
 
 
-# /playground.json (with RISE's feedback sentence) answers 1.5 s late, as from a slow server or link
-SLOW_DEFAULTS = """
-const fetch_ = window.fetch;
-window.fetch = (url, opts) => String(url).includes("/playground.json")
-  ? new Promise((ok) => setTimeout(ok, 1500)).then(() => fetch_(url, opts)) : fetch_(url, opts);
-"""
-
-
 def test_a_permalink_opened_before_the_servers_defaults_arrive_still_names_rises_sentence(browser, traced):
     """CI: a permalink opened by `hashchange` while /playground.json was on its way drew its turns
     before RISE's sentence was known, and named it "a template or a verifier". The view now waits
     for the defaults."""
     rid = httpx.post(f"{traced}/v1/refine", json={"question": Q, "max_turns": 2}, timeout=120).json()["id"]
-    with opened(browser, traced, init_script=SLOW_DEFAULTS) as tab:
+    with opened(browser, traced) as tab:
         page = tab.page
-        page.goto(f"{traced}/#/r/{rid}")  # same document, defaults still on their way: a hashchange
-        assert page.locator("html[data-started=true]").count() == 0
+        page.locator("html[data-started=true]").wait_for(state="attached")
+        held = []
+        page.route("**/playground.json", lambda route: held.append(route))  # the defaults, held back
+        page.reload()
+        while not held:
+            page.wait_for_timeout(20)
+        with page.expect_response(f"{traced}/v1/refinements/{rid}"):  # the stored refinement, before the defaults
+            page.goto(f"{traced}/#/r/{rid}")  # same document, defaults still on their way: a hashchange
+        page.wait_for_timeout(100)  # its response handled: the view drawn now, were it not waiting
+        held[0].continue_()
         view = page.locator(f"#single-view .run[data-refinement-id='{rid}']")
         view.locator(".turn[data-turn='2'] .feedback-source").wait_for()
         check_stored_view(view, stored(traced, rid))
