@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # the loop wants the GIL back after each socket call; behind a worker thread's Python it waited
-        # up to the switch interval each time: /health took 45-95 ms at CPython's 5 ms, 8-16 ms at 1 ms
+        # up to the switch interval each time: /health took 35-95 ms at CPython's 5 ms, 8-16 ms at 1 ms
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(settings.switch_interval_ms / 1000)
         loader = None
