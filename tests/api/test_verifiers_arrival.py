@@ -19,10 +19,13 @@ import httpx
 import pytest
 
 from app.answers.checker import get_checker
+from app.api.main import create_app
+from app.config import Settings
 from app.verifiers import patterns, registry
 from app.verifiers.errors import VerifierError
 from app.verifiers.registry import Verifiers
 from tests.api.test_verifiers import Q
+from tests.fakes import FakeEngine, scripted
 from tests.servers import start_server, stop_server
 
 HEALTH_BOUND_S = 0.100
@@ -49,12 +52,14 @@ def url():
 def client_gc_paused():
     """This (client) process's collector paused while it times /health: its full collections (90-130
     ms over pytest's and torch's objects) were measured as the server's stalls (CI: 120 ms)."""
+    was_enabled = gc.isenabled()  # left as it was, as app/api/json_body.py's `_decode` leaves it
     gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 def while_health_polled(url: str, body: dict, min_polls: int = 10) -> tuple[httpx.Response, float, float]:
@@ -286,10 +291,6 @@ async def test_the_server_serves_at_its_switch_interval_and_gives_the_old_one_ba
     """The loop waits for the GIL behind a check's Python up to the interpreter's switch interval each
     time it wants it back: at CPython's 5 ms, /health took 35-95 ms while six schemas were checked,
     near the 100 ms bound; the server serves at RISE_SWITCH_INTERVAL_MS (1 ms: 8-16 ms)."""
-    from app.api.main import create_app
-    from app.config import Settings
-    from tests.fakes import FakeEngine, scripted
-
     before = sys.getswitchinterval()
     app = create_app(Settings(switch_interval_ms=2.5), engine=FakeEngine(scripted(["1"])))
     async with app.router.lifespan_context(app):
