@@ -6,6 +6,7 @@ import typing
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 Q = "Sam has 23 apples. He buys 17 more. Then he gives away 9. How many apples does Sam have now?"
@@ -58,7 +59,8 @@ def test_counters_and_histograms_move_by_what_requests_did(server, model_name):
     assert d("rise_turn_duration_seconds_count", model_name=m) == 6
     assert d("rise_time_to_first_token_seconds_count", model_name=m, turn="1") == 3
     assert d("rise_vote_agreement_ratio_count", model_name=m) == 1
-    assert d("rise_vote_agreement_ratio_sum", model_name=m) == 1.0  # all three turns agreed
+    # all three turns agreed (the sum's difference of floats: earlier tests' ratios such as 2/3 are in both scrapes)
+    assert d("rise_vote_agreement_ratio_sum", model_name=m) == pytest.approx(1.0, abs=1e-9)
     tokens = sum(r["usage"]["completion_tokens"] for r in (ok, never, selfr))
     assert d("rise_completion_tokens_total", model_name=m) == tokens
     assert d("rise_prompt_tokens_total", model_name=m) == sum(r["usage"]["prompt_tokens"] for r in (ok, never, selfr))
