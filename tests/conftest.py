@@ -82,7 +82,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A test marked `alone` runs with no other xdist worker's test beside it (tests/alone.py)."""
-    with alone.turn(item):
+    with alone.turn(item, nextitem):
         return (yield)
 
 

@@ -7,7 +7,7 @@ started and reaped: servers, engines and their spawned children, trainers, `acce
 A module's or the session's fixtures count in the test whose teardown stops them.
 
     .venv/bin/python -m pytest -q -n 3 --dist loadfile tests   # "CPU seconds by test file" at the end
-    RISE_TEST_CPU_JSON=cpu.json .venv/bin/python -m pytest ...  # and every file's in cpu.json
+    RISE_TEST_CPU_JSON=cpu.json .venv/bin/python -m pytest ...  # and every file's and test's in cpu.json
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def cpu_seconds() -> float:
 class CPUByFile:
     def __init__(self) -> None:
         self.by_file: dict[str, float] = defaultdict(float)
+        self.by_test: dict[str, float] = defaultdict(float)  # setup, call and teardown together
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -38,17 +39,21 @@ class CPUByFile:
         try:
             return (yield)
         finally:
-            self.by_file[item.nodeid.split("::")[0]] += cpu_seconds() - start
+            spent = cpu_seconds() - start
+            self.by_file[item.nodeid.split("::")[0]] += spent
+            self.by_test[item.nodeid] += spent
 
     def pytest_sessionfinish(self, session) -> None:
         out = getattr(session.config, "workeroutput", None)  # set in an xdist worker: sent to the controller
         if out is not None:
-            out["cpu_by_file"] = dict(self.by_file)
+            out["cpu_by_file"], out["cpu_by_test"] = dict(self.by_file), dict(self.by_test)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         for path, seconds in getattr(node, "workeroutput", {}).get("cpu_by_file", {}).items():
             self.by_file[path] += seconds
+        for nodeid, seconds in getattr(node, "workeroutput", {}).get("cpu_by_test", {}).items():
+            self.by_test[nodeid] += seconds
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.by_file or hasattr(terminalreporter.config, "workeroutput"):
@@ -56,7 +61,8 @@ class CPUByFile:
         ranked = sorted(self.by_file.items(), key=lambda kv: -kv[1])
         if os.environ.get("RISE_TEST_CPU_JSON"):
             with open(os.environ["RISE_TEST_CPU_JSON"], "w") as f:
-                json.dump(dict(ranked), f, indent=1)
+                tests = sorted(self.by_test.items(), key=lambda kv: -kv[1])
+                json.dump({"files": dict(ranked), "tests": dict(tests)}, f, indent=1)
         total = sum(self.by_file.values())
         terminalreporter.write_sep("=", f"CPU seconds by test file (top {TOP} of {len(ranked)}; all: {total:.0f} s)")
         for path, seconds in ranked[:TOP]:
