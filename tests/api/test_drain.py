@@ -5,6 +5,7 @@ the process exits 0 with no ASGI exception in its log."""
 
 import asyncio
 import json
+import re
 import signal
 import time
 
@@ -26,6 +27,19 @@ async def _stream(c: httpx.AsyncClient, body: dict) -> list[str]:
     return lines
 
 
+async def _running(c: httpx.AsyncClient, n: int, within: float = 60.0) -> None:
+    """Wait until /metrics shows n refinements holding a slot (a condition, not a fixed sleep: on a
+    loaded machine the requests can take more than a second to arrive)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        text = (await c.get("/metrics")).text
+        m = re.search(r"^rise_requests_running\{[^}]*\} ([0-9.]+)$", text, re.M)
+        if m and float(m.group(1)) >= n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{n} refinements were not running within {within} s")
+
+
 def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
     grace = 1.0
     proc, url, log = start_server({"RISE_SHUTDOWN_GRACE_S": str(grace), "RISE_MAX_IN_FLIGHT": "4",
@@ -36,7 +50,7 @@ def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
             plain = [asyncio.create_task(c.post("/v1/refine", json=LONG)) for _ in range(2)]
             streams = [asyncio.create_task(_stream(c, LONG)) for _ in range(2)]
             queued = asyncio.create_task(c.post("/v1/refine", json={"question": Q, "max_turns": 1}))
-            await asyncio.sleep(1.0)  # the first turns are under way
+            await _running(c, 4)  # the four long refinements hold their slots: turns are under way
             t = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.2)  # within the grace, while the long ones still run
