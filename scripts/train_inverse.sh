@@ -16,7 +16,7 @@
 #   4. rise eval of all three (1,000 validation problems x 2 seeds, 5 turns) and `--compute` for the
 #      accuracy-against-tokens plot, then the paired comparison.
 #
-#   scripts/train_inverse.sh runs/inv                       # LEVEL, PROBLEMS, ITERATIONS, BASE_STEPS, EVAL_LIMIT
+#   scripts/train_inverse.sh runs/inv                       # LEVEL, PROBLEMS, ITERATIONS, BASE_STEPS, EVAL_LIMIT, COMPUTE
 #   LEVEL=hard BASE_LEVEL=medium PROBLEMS=1000 EVAL_LIMIT=300 scripts/train_inverse.sh runs/inv-hard
 #
 # BASE_LEVEL (default LEVEL) is the level the first-turn fine-tune trains on: a base fine-tuned on medium
@@ -42,6 +42,7 @@ BASE_STEPS=${BASE_STEPS:-500}
 BEST_OF=${BEST_OF:-16}
 EVAL_LIMIT=${EVAL_LIMIT:-1000}
 SEED=${SEED:-0}
+COMPUTE=${COMPUTE:-1}  # 0: skip the `rise eval --compute` runs (the accuracy-against-tokens plots), about half the eval time
 RISE=(flock /tmp/rise-heavy.lock .venv/bin/rise)
 mkdir -p "$OUT"
 
@@ -69,7 +70,7 @@ for m in base rise rft; do
   EVAL=(--model "$OUT/$m" --dataset inverse --level "$LEVEL" --split validation --limit "$EVAL_LIMIT" --turns 5
         --seeds 0 1 --max-tokens 200 --no-progress)
   [ -f "$OUT/eval-$m/metrics.json" ] || "${RISE[@]}" eval "${EVAL[@]}" --out "$OUT/eval-$m"
-  [ -f "$OUT/compute-$m/compute.json" ] || "${RISE[@]}" eval --compute "${EVAL[@]}" --out "$OUT/compute-$m"
+  [ "$COMPUTE" = 0 ] || [ -f "$OUT/compute-$m/compute.json" ] || "${RISE[@]}" eval --compute "${EVAL[@]}" --out "$OUT/compute-$m"
 done
 .venv/bin/python -m app.evaluation.report "$OUT/eval-rise/metrics.json" "$OUT/eval-rft/metrics.json" \
   "$OUT/eval-base/metrics.json" | tee "$OUT/report.md"
