@@ -70,11 +70,13 @@ system-deps:
 	    || echo "!!! could not install docker-compose: deploy/compose.yaml will NOT be validated (test SKIPPED)"; }
 
 # The suite on TEST_WORKERS pytest-xdist workers, one test file per worker at a time (a file's
-# servers and engines start once); more workers than cores, since many tests wait on servers. Tests
+# servers and engines start once), handed out in the order conftest.py sorts them: the slow files
+# first (without --no-loadscope-reorder, xdist would hand out the files with the most tests first and
+# the long one-test files last). More workers than cores, since many tests wait on servers. Tests
 # marked `alone` run with nothing beside them (tests/alone.py). The ten slowest tests are listed.
 TEST_WORKERS ?= 3
 test: $(STAMP) $(VLLM_STAMP) system-deps
-	$(PYC) $(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --durations=10 -m "not cluster" tests
+	$(PYC) $(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10 -m "not cluster" tests
 
 # The multi-process test bed (tests/cluster): haproxy in front of 2 replicas sharing one PostgreSQL,
 # 2 upstreams behind a second haproxy hashing the session header; a rolling restart under

@@ -57,16 +57,18 @@ def _one_default_ssl_context() -> None:
 _one_default_ssl_context()
 
 
-# The slowest files first (test-seconds from `--junitxml`, docs/testing.md): under `--dist loadfile` the
+# The slowest files first (their seconds: `RISE_TEST_CPU_JSON`'s wall_by_file, docs/testing.md): under `--dist loadfile` the
 # workers take files in collection order, and a long file taken last would be the run's tail while
 # the other workers idle. Every other file keeps its place after these, and the order is the same in
 # every worker (xdist requires it).
 SLOW_FIRST = [
-    "tests/training/test_distributed.py", "tests/engines/test_speculative.py", "tests/bench/test_bench.py",
-    "tests/training/test_user_data.py", "tests/training/test_fsdp.py", "tests/engines/test_hf_batching.py",
-    "tests/engines/test_openai_remote.py", "tests/engines/test_vllm.py", "tests/training/test_lora.py",
-    "tests/api/test_bad_input_suite.py", "tests/traces/test_pending.py", "tests/engines/test_vllm_lora.py",
-    "tests/training/test_lora_end_to_end.py", "tests/traces/test_server_faults.py",
+    "tests/training/test_distributed.py", "tests/bench/test_bench.py", "tests/engines/test_speculative.py",
+    "tests/training/test_fsdp.py", "tests/training/test_user_data.py", "tests/engines/test_hf_batching.py",
+    "tests/traces/test_retention.py", "tests/engines/test_openai_remote.py", "tests/training/test_lora.py",
+    "tests/engines/test_vllm.py", "tests/traces/test_server_faults.py", "tests/training/test_rise_micro.py",
+    "tests/api/test_bad_input_suite.py", "tests/api/test_lora_serving.py", "tests/engines/test_vllm_lora.py",
+    "tests/training/test_lora_end_to_end.py", "tests/engines/test_cuda_graphs.py", "tests/api/test_soak.py",
+    "tests/traces/test_pending.py",
 ]
 
 

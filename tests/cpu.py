@@ -7,7 +7,8 @@ started and reaped: servers, engines and their spawned children, trainers, `acce
 A module's or the session's fixtures count in the test whose teardown stops them.
 
     .venv/bin/python -m pytest -q -n 3 --dist loadfile tests   # "CPU seconds by test file" at the end
-    RISE_TEST_CPU_JSON=cpu.json .venv/bin/python -m pytest ...  # and every file's and test's in cpu.json
+    RISE_TEST_CPU_JSON=cpu.json .venv/bin/python -m pytest ...  # and every file's and test's in cpu.json,
+                                                                # with every file's wall seconds
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class CPUByFile:
     def __init__(self) -> None:
         self.by_file: dict[str, float] = defaultdict(float)
         self.by_test: dict[str, float] = defaultdict(float)  # setup, call and teardown together
+        self.wall_by_file: dict[str, float] = defaultdict(float)  # its tests' setup, call and teardown durations
+
+    def pytest_runtest_logreport(self, report) -> None:
+        """Every phase's wall time (in the xdist controller: every worker's reports), for the order of
+        conftest.py's SLOW_FIRST."""
+        self.wall_by_file[report.nodeid.split("::")[0]] += report.duration
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -62,7 +69,8 @@ class CPUByFile:
         if os.environ.get("RISE_TEST_CPU_JSON"):
             with open(os.environ["RISE_TEST_CPU_JSON"], "w") as f:
                 tests = sorted(self.by_test.items(), key=lambda kv: -kv[1])
-                json.dump({"files": dict(ranked), "tests": dict(tests)}, f, indent=1)
+                wall = sorted(self.wall_by_file.items(), key=lambda kv: -kv[1])
+                json.dump({"files": dict(ranked), "tests": dict(tests), "wall_by_file": dict(wall)}, f, indent=1)
         total = sum(self.by_file.values())
         terminalreporter.write_sep("=", f"CPU seconds by test file (top {TOP} of {len(ranked)}; all: {total:.0f} s)")
         for path, seconds in ranked[:TOP]:

@@ -5,6 +5,11 @@ their collected order between them.
 """
 
 import fcntl
+import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,3 +63,25 @@ def test_alone_tests_in_a_row_hold_the_lock_between_them_and_let_it_go_after_the
     with alone.turn(first, None):
         assert not others_can_run()
     assert others_can_run()
+
+
+def test_make_test_hands_the_files_to_the_workers_in_the_collected_order(tmp_path):
+    """xdist's `--dist loadfile` sorts the files by their number of tests (most first) unless told
+    `--no-loadscope-reorder`; then the slow files that conftest.py puts first would go to the workers
+    last. The Makefile's own pytest options, one worker, a file of one test sorted before a file of three."""
+    recipe = re.search(r"^test:.*\n\t(.*)$", (Path(__file__).parent.parent / "Makefile").read_text(), re.M).group(1)
+    argv = shlex.split(recipe)
+    options = argv[argv.index("pytest") + 1:-1]  # between `-m pytest` and the `tests` folder
+    options[options.index("-n") + 1] = "1"
+    (tmp_path / "conftest.py").write_text(
+        "def pytest_collection_modifyitems(items):\n"
+        "    items.sort(key=lambda item: item.path.name != 'test_one.py')\n")
+    log = tmp_path / "ran.txt"
+    for name, n in (("test_many.py", 3), ("test_one.py", 1)):
+        (tmp_path / name).write_text("".join(
+            f"def test_{i}():\n    open({str(log)!r}, 'a').write({name!r} + '\\n')\n" for i in range(n)))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    r = subprocess.run([sys.executable, "-m", "pytest", *options, "-p", "no:cacheprovider", "."], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert log.read_text().split() == ["test_one.py"] + ["test_many.py"] * 3
