@@ -57,10 +57,10 @@ def _one_default_ssl_context() -> None:
 _one_default_ssl_context()
 
 
-# The slowest files first (their seconds: `RISE_TEST_CPU_JSON`'s wall_by_file, docs/testing.md): under `--dist loadfile` the
-# workers take files in collection order, and a long file taken last would be the run's tail while
-# the other workers idle. Every other file keeps its place after these, and the order is the same in
-# every worker (xdist requires it).
+# The slowest files first (by their seconds: `RISE_TEST_CPU_JSON`'s wall_by_file, docs/testing.md):
+# under `--dist loadfile --no-loadscope-reorder` the workers take files in collection order, and a long
+# file taken last would be the run's tail while the other workers idle. Every other file keeps its
+# place after these, and the order is the same in every worker (xdist requires it).
 SLOW_FIRST = [
     "tests/training/test_distributed.py", "tests/bench/test_bench.py", "tests/engines/test_speculative.py",
     "tests/training/test_fsdp.py", "tests/training/test_user_data.py", "tests/engines/test_hf_batching.py",
