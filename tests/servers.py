@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,12 @@ __all__ = ["ROOT", "free_port", "start_forked", "start_server", "stop_server", "
 
 
 _zygote = []
+# The zygote dies when the thread that started it ends (PR_SET_PDEATHSIG is per thread). A test that
+# starts a server from a short-lived thread (the bench opens its contenders in `asyncio.to_thread`)
+# would leave a zygote that is killed when that thread ends, and the next start could reach it while it
+# died ("connection reset by peer"). So it is always started from this one thread, which lives until
+# the test process exits.
+_starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zygote-starter")
 
 
 def start_server(env_extra: dict[str, str] | None = None, args: list[str] | None = None, port: int | None = None,
@@ -36,7 +43,7 @@ def start_forked(env_extra: dict[str, str] | None = None, args: list[str] | None
     if _zygote and _zygote[0].proc.poll() is not None:  # it died with the thread that started it
         _zygote.clear()
     if not _zygote:
-        _zygote.append(Zygote())
+        _zygote.append(_starter.submit(Zygote).result())
     port = port or free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"{log_name}-{port}.log"
     proc = _zygote[0].fork(["serve", "--port", str(port), *(args or [])], log=log,

@@ -7,6 +7,7 @@ never ended), and a dead one is replaced.
 
 import subprocess
 import sys
+import threading
 import time
 
 from tests import servers
@@ -46,5 +47,27 @@ def test_a_dead_zygote_is_replaced():
     proc, url, _ = servers.start_server()
     try:
         assert servers._zygote[0] is not first and servers._zygote[0].proc.poll() is None
+    finally:
+        servers.stop_server(proc)
+
+
+def test_a_zygote_first_needed_in_a_short_lived_thread_outlives_it():
+    """The bench starts its servers from `asyncio.to_thread`: the zygote is not the child of that
+    thread (it would be killed when the thread ends, and the next start reset mid-request)."""
+    for z in servers._zygote:
+        z.close()
+    servers._zygote.clear()
+    started = []
+    t = threading.Thread(target=lambda: started.append(servers.start_server()))
+    t.start()
+    t.join()
+    proc, _, _ = started[0]
+    servers.stop_server(proc)
+    zygote = servers._zygote[0]
+    time.sleep(0.5)  # a zygote killed with the thread would be gone by now
+    assert zygote.proc.poll() is None
+    proc, url, _ = servers.start_server()
+    try:
+        assert servers._zygote[0] is zygote
     finally:
         servers.stop_server(proc)

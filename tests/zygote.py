@@ -120,8 +120,8 @@ def _server(request: dict) -> None:
 
 
 def _die_with_parent(parent: int) -> None:
-    """SIGKILL when the test process that started this one exits (or the thread that did: a dead
-    zygote is replaced, tests/servers.py), so that none outlives the run holding its memory and the
+    """SIGKILL when the test process that started this one exits (or the thread that did: tests/servers.py
+    starts it from a thread that lives as long as the process, and replaces a dead one), so that none outlives the run holding its memory and the
     run's stdout (a `pytest ... | grep` waited for it forever)."""
     if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
