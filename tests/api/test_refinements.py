@@ -82,6 +82,9 @@ def test_streamed_and_chat_refinements_are_stored(traced):
 def test_another_key_gets_404_never_403(traced):
     url, db, _ = traced
     mine = refine(url)["id"]
+    # the row is in the database first (the owner's read waits for its pending write), so that the
+    # other key's 404s are for a trace that exists, and "untouched" below reads the stored row
+    assert httpx.get(f"{url}/v1/refinements/{mine}", headers=A).status_code == 200
     for method, path, body in (("GET", f"/v1/refinements/{mine}", None), ("DELETE", f"/v1/refinements/{mine}", None),
                                ("POST", f"/v1/refinements/{mine}/feedback", {"rating": 1})):
         r = httpx.request(method, f"{url}{path}", json=body, headers=B)
