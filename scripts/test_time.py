@@ -3,7 +3,7 @@ the suite write (tests/cpu.py: each file's wall seconds and CPU seconds) and pri
 one row per part (docs/testing.md#how-long-it-takes). A file counts whole in one part.
 
     RISE_TEST_CPU_JSON=runs/test-cpu.json make test
-    .venv/bin/python scripts/test_time.py runs/test-cpu.json
+    .venv/bin/python scripts/test_time.py runs/test-cpu.json   # and the run's tail: what ran after a worker was done
 """
 
 from __future__ import annotations
@@ -58,11 +58,29 @@ def table(figures: dict, root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+def tail(figures: dict) -> str:
+    """The run's tail: from when the first worker ran out of files to the end, and the files still
+    running then (the order of conftest.py's SLOW_FIRST exists to keep this short)."""
+    timeline = figures.get("timeline", [])
+    if not timeline:
+        return "no timeline in this file (a run before tests/cpu.py recorded one)"
+    last = {}
+    for worker, _, _, stop in timeline:
+        last[worker] = max(last.get(worker, 0.0), stop)
+    end, first_done = max(last.values()), min(last.values())
+    late = [f"{path} ({worker}, {start:.0f}-{stop:.0f} s)" for worker, path, start, stop in timeline if stop > first_done]
+    return (f"the tests ran for {end:.0f} s; the first worker ran out of files at {first_done:.0f} s "
+            f"({end - first_done:.0f} s of tail); running after it: " + "; ".join(late))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("figures", type=Path, help="the file RISE_TEST_CPU_JSON named")
     a = p.parse_args(argv)
-    print(table(json.loads(a.figures.read_text())))
+    figures = json.loads(a.figures.read_text())
+    print(table(figures))
+    print()
+    print(tail(figures))
 
 
 if __name__ == "__main__":

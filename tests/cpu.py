@@ -8,7 +8,8 @@ A module's or the session's fixtures count in the test whose teardown stops them
 
     .venv/bin/python -m pytest -q -n 3 --dist loadfile tests   # "CPU seconds by test file" at the end
     RISE_TEST_CPU_JSON=cpu.json .venv/bin/python -m pytest ...  # and every file's and test's in cpu.json,
-                                                                # with every file's wall seconds
+                                                                # with every file's wall seconds, and
+                                                                # when each worker ran it (timeline)
 """
 
 from __future__ import annotations
@@ -34,11 +35,17 @@ class CPUByFile:
         self.by_file: dict[str, float] = defaultdict(float)
         self.by_test: dict[str, float] = defaultdict(float)  # setup, call and teardown together
         self.wall_by_file: dict[str, float] = defaultdict(float)  # its tests' setup, call and teardown durations
+        self.spans: dict[tuple[str, str], tuple[float, float]] = {}  # (worker, file): its first start, last stop
 
     def pytest_runtest_logreport(self, report) -> None:
         """Every phase's wall time (in the xdist controller: every worker's reports), for the order of
-        conftest.py's SLOW_FIRST."""
-        self.wall_by_file[report.nodeid.split("::")[0]] += report.duration
+        conftest.py's SLOW_FIRST, and when each worker ran each file (the JSON's timeline)."""
+        path = report.nodeid.split("::")[0]
+        self.wall_by_file[path] += report.duration
+        node = getattr(report, "node", None)
+        worker = node.gateway.id if node is not None else "main"
+        start, stop = self.spans.get((worker, path), (report.start, report.stop))
+        self.spans[(worker, path)] = (min(start, report.start), max(stop, report.stop))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -70,7 +77,11 @@ class CPUByFile:
             with open(os.environ["RISE_TEST_CPU_JSON"], "w") as f:
                 tests = sorted(self.by_test.items(), key=lambda kv: -kv[1])
                 wall = sorted(self.wall_by_file.items(), key=lambda kv: -kv[1])
-                json.dump({"files": dict(ranked), "tests": dict(tests), "wall_by_file": dict(wall)}, f, indent=1)
+                t0 = min((start for start, _ in self.spans.values()), default=0.0)
+                timeline = sorted(([worker, path, round(start - t0, 2), round(stop - t0, 2)]
+                                   for (worker, path), (start, stop) in self.spans.items()), key=lambda row: row[2])
+                json.dump({"files": dict(ranked), "tests": dict(tests), "wall_by_file": dict(wall),
+                           "timeline": timeline}, f, indent=1)
         total = sum(self.by_file.values())
         terminalreporter.write_sep("=", f"CPU seconds by test file (top {TOP} of {len(ranked)}; all: {total:.0f} s)")
         for path, seconds in ranked[:TOP]:
