@@ -62,13 +62,15 @@ _one_default_ssl_context()
 # file taken last would be the run's tail while the other workers idle. Every other file keeps its
 # place after these, and the order is the same in every worker (xdist requires it).
 SLOW_FIRST = [
-    "tests/training/test_distributed.py", "tests/bench/test_bench.py", "tests/engines/test_speculative.py",
-    "tests/training/test_fsdp.py", "tests/training/test_user_data.py", "tests/engines/test_hf_batching.py",
-    "tests/traces/test_retention.py", "tests/engines/test_openai_remote.py", "tests/training/test_lora.py",
-    "tests/engines/test_vllm.py", "tests/traces/test_server_faults.py", "tests/training/test_rise_micro.py",
-    "tests/api/test_bad_input_suite.py", "tests/api/test_lora_serving.py", "tests/engines/test_vllm_lora.py",
-    "tests/training/test_lora_end_to_end.py", "tests/engines/test_cuda_graphs.py", "tests/api/test_soak.py",
-    "tests/traces/test_pending.py",
+    "tests/engines/test_speculative.py", "tests/bench/test_bench.py", "tests/training/test_distributed.py",
+    "tests/engines/test_hf_batching.py", "tests/api/test_bad_input_suite.py", "tests/training/test_lora.py",
+    "tests/training/test_user_data.py", "tests/traces/test_pending.py", "tests/api/test_playground_history.py",
+    "tests/api/test_playground_browser.py", "tests/engines/test_vllm.py", "tests/training/test_rise_micro.py",
+    "tests/engines/test_openai_remote.py", "tests/training/test_fsdp.py", "tests/traces/test_server_faults.py",
+    "tests/api/test_playground_keys_feedback.py", "tests/test_zygote.py", "tests/api/test_refine_api.py",
+    "tests/engines/test_openai_remote_faults.py", "tests/api/test_playground_form.py",
+    "tests/engines/test_vllm_lora.py", "tests/api/test_playground_refinement.py", "tests/engines/test_cuda_graphs.py",
+    "tests/api/test_lora_serving.py",
 ]
 
 
