@@ -26,6 +26,8 @@
 # written-comparison check is BASE_LEVEL="medium hard" BASE_SHAPES="single check", so that it also learns
 # the honest check of a wrong attempt. CRITERION (default all) is `rise train rise --criterion`.
 #
+# models/inverse-base is the single-fix-keep-check base of docs/results/inverse-pilot.md, committed:
+#   mkdir -p OUT && cp -r models/inverse-base OUT/base   # then LEVEL=hard BASE_LEVEL="medium hard" ... OUT
 # About 4 hours on 2 quiet CPU cores with the defaults (docs/training.md#the-inverse-task); each heavy step
 # takes /tmp/rise-heavy.lock, so it waits for (and never runs beside) other heavy jobs on this machine.
 set -euo pipefail
