@@ -27,17 +27,22 @@ async def _stream(c: httpx.AsyncClient, body: dict) -> list[str]:
     return lines
 
 
-async def _running(c: httpx.AsyncClient, n: int, within: float = 60.0) -> None:
-    """Wait until /metrics shows n refinements holding a slot (a condition, not a fixed sleep: on a
+async def _gauge(c: httpx.AsyncClient, name: str, n: int, within: float = 60.0) -> None:
+    """Wait until /metrics shows the gauge at n or more (a condition, not a fixed sleep: on a
     loaded machine the requests can take more than a second to arrive)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         text = (await c.get("/metrics")).text
-        m = re.search(r"^rise_requests_running\{[^}]*\} ([0-9.]+)$", text, re.M)
+        m = re.search(rf"^{name}\{{[^}}]*\}} ([0-9.]+)$", text, re.M)
         if m and float(m.group(1)) >= n:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{n} refinements were not running within {within} s")
+    raise AssertionError(f"{name} did not reach {n} within {within} s")
+
+
+async def _running(c: httpx.AsyncClient, n: int, within: float = 60.0) -> None:
+    """Wait until n refinements hold a slot."""
+    await _gauge(c, "rise_requests_running", n, within)
 
 
 def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
@@ -49,8 +54,11 @@ def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
             plain = [asyncio.create_task(c.post("/v1/refine", json=LONG)) for _ in range(2)]
             streams = [asyncio.create_task(_stream(c, LONG)) for _ in range(2)]
-            queued = asyncio.create_task(c.post("/v1/refine", json={"question": Q, "max_turns": 1}))
             await _running(c, 4)  # the four long refinements hold their slots: turns are under way
+            # only then the short one, so that it is the one queued (started with the others, it could
+            # take a slot first and leave a stream queued, refused 503 by the drain: CI, 12-04)
+            queued = asyncio.create_task(c.post("/v1/refine", json={"question": Q, "max_turns": 1}))
+            await _gauge(c, "rise_requests_waiting", 1)
             t = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.2)  # within the grace, while the long ones still run
