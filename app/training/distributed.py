@@ -91,7 +91,7 @@ def gathered(model: torch.nn.Module, acc):
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if not acc.is_main_process:
         return None
-    plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+    plain = AutoModelForCausalLM.from_config(model.config, dtype=next(iter(state.values())).dtype)  # the shards' own
     plain.load_state_dict(state)
     return plain.eval()
 
@@ -99,7 +99,11 @@ def gathered(model: torch.nn.Module, acc):
 def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0, grad_accum: int = 1, fsdp: bool = False) -> dict:
     """One training step on a fixed batch of `rows` synthetic conversations (the same in every
     process): the logged loss, the gradient's norm and the updated weights' sums, written by the
-    main process to OUT/step.json (what the test compares between 1 and n processes)."""
+    main process to OUT/step.json (what the test compares between 1 and n processes). In float64, on
+    expert problems (where the model's loss is far from 0): so that float summation order, which
+    differs between 1 and n processes and between CPUs, stays far below what a wrong normalisation
+    would change (in float32 on easy rows the gradient was a 3e-4 norm, and its summation noise
+    2.6e-4 of it on an AMX Xeon)."""
     import random
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -112,9 +116,9 @@ def one_step(model_dir: Path, out: Path, rows: int = 6, seed: int = 0, grad_accu
     acc = accelerator()
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64)
     rng = random.Random(seed)
-    examples = [encode_example(tokenizer, *base_conversation(rng, synthetic.generate(rng, synthetic.LEVELS["easy"],
+    examples = [encode_example(tokenizer, *base_conversation(rng, synthetic.generate(rng, synthetic.LEVELS["expert"],
                                                                                      "train"))) for _ in range(rows)]
     for i in range(0, rows, 3):  # weights differ between rows, so that a wrong normalisation shows
         examples[i] = (examples[i][0], [x * 12.0 for x in examples[i][1]])
