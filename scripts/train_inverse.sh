@@ -18,6 +18,7 @@
 #
 #   scripts/train_inverse.sh runs/inv                       # LEVEL, PROBLEMS, ITERATIONS, BASE_STEPS, EVAL_LIMIT, COMPUTE
 #   LEVEL=hard BASE_LEVEL=medium PROBLEMS=1000 EVAL_LIMIT=300 scripts/train_inverse.sh runs/inv-hard
+#   LR=3e-5 EPOCHS=1 ...                                    # the gentler fine-tune (docs/results/inverse-pilot.md)
 #
 # BASE_LEVEL (default LEVEL) is the level the first-turn fine-tune trains on: a base fine-tuned on medium
 # problems solves 100% of medium validation problems at turn 1 (no room for a later turn) and 20% of hard
@@ -44,6 +45,8 @@ BASE_STEPS=${BASE_STEPS:-500}
 BEST_OF=${BEST_OF:-16}
 EVAL_LIMIT=${EVAL_LIMIT:-1000}
 SEED=${SEED:-0}
+LR=${LR:-1e-4}          # RISE's and the baseline's fine-tune (both the same): lr 3e-5 for one epoch keeps turn 1 better
+EPOCHS=${EPOCHS:-2}
 COMPUTE=${COMPUTE:-1}  # 0: skip the `rise eval --compute` runs (the accuracy-against-tokens plots), about half the eval time
 RISE=(flock /tmp/rise-heavy.lock .venv/bin/rise)
 mkdir -p "$OUT"
@@ -56,7 +59,7 @@ mkdir -p "$OUT"
 
 # 2. RISE, the general path; 3. the one-turn baseline on the same problems with the same replay and anchor
 COMMON=(--dataset inverse --recipe "{\"level\": [\"$LEVEL\"]}" --problems "$PROBLEMS" --iterations "$ITERATIONS"
-        --temperature 1.0 --max-tokens 200 --epochs 2 --lr 1e-4 --tau 0.4 --replay 0.5 --anchor 10
+        --temperature 1.0 --max-tokens 200 --epochs "$EPOCHS" --lr "$LR" --tau 0.4 --replay 0.5 --anchor 10
         --anchor-model "$OUT/base" --eval-limit 300 --seed "$SEED")
 [ -f "$OUT/rise/model.safetensors" ] || "${RISE[@]}" train rise --model "$OUT/base" --out "$OUT/rise" \
   --source self --best-of "$BEST_OF" --criterion "$CRITERION" --turns 3 "${COMMON[@]}"
