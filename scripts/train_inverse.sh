@@ -47,8 +47,15 @@ EVAL_LIMIT=${EVAL_LIMIT:-1000}
 SEED=${SEED:-0}
 LR=${LR:-1e-4}          # RISE's and the baseline's fine-tune (both the same): lr 3e-5 for one epoch keeps turn 1 better
 EPOCHS=${EPOCHS:-2}
+TRAIN_EVAL=${TRAIN_EVAL:-300}  # validation problems of `rise train rise`'s own evaluation after its iteration
 COMPUTE=${COMPUTE:-1}  # 0: skip the `rise eval --compute` runs (the accuracy-against-tokens plots), about half the eval time
-RISE=(flock /tmp/rise-heavy.lock .venv/bin/rise)
+# the command and the extra arguments where the repo's .venv is not what runs it (scripts/gpu_sizes.sh on a GPU)
+PY=${PY:-.venv/bin/python}
+read -ra RISE <<< "${RISE_CMD:-.venv/bin/rise}"
+read -ra TRAIN_ARGS <<< "${TRAIN_ARGS:-}"  # e.g. "--device cuda --engine-batch 512" (rise train rise)
+read -ra EVAL_ARGS <<< "${EVAL_ARGS:-}"    # e.g. "--device cuda --batch-size 512" (rise eval)
+LOCK=${LOCK:-/tmp/rise-heavy.lock}         # none: no lock (a machine of its own)
+[ "$LOCK" = none ] || RISE=(flock "$LOCK" "${RISE[@]}")
 mkdir -p "$OUT"
 
 # 1. the first-turn fine-tune (its level mix: the inverse LEVEL, with the forward arithmetic in every check)
@@ -60,26 +67,26 @@ mkdir -p "$OUT"
 # 2. RISE, the general path; 3. the one-turn baseline on the same problems with the same replay and anchor
 COMMON=(--dataset inverse --recipe "{\"level\": [\"$LEVEL\"]}" --problems "$PROBLEMS" --iterations "$ITERATIONS"
         --temperature 1.0 --max-tokens 200 --epochs "$EPOCHS" --lr "$LR" --tau 0.4 --replay 0.5 --anchor 10
-        --anchor-model "$OUT/base" --eval-limit 300 --seed "$SEED")
+        --anchor-model "$OUT/base" --eval-limit "$TRAIN_EVAL" --seed "$SEED")
 [ -f "$OUT/rise/model.safetensors" ] || "${RISE[@]}" train rise --model "$OUT/base" --out "$OUT/rise" \
-  --source self --best-of "$BEST_OF" --criterion "$CRITERION" --turns 3 "${COMMON[@]}"
+  --source self --best-of "$BEST_OF" --criterion "$CRITERION" --turns 3 "${COMMON[@]}" "${TRAIN_ARGS[@]}"
 # the model's right samples RISE trained on in its first iteration: right turns kept, plus right best-of-N samples
-RIGHT=$(.venv/bin/python -c "import json, sys; c = json.load(open(sys.argv[1]))[0]['collect']; \
+RIGHT=$("$PY" -c "import json, sys; c = json.load(open(sys.argv[1]))[0]['collect']; \
 print(c['kept_correct'] + c['improved'])" "$OUT/rise/iterations.json")
 echo "RISE trained on $RIGHT right samples of the model; the baseline gets as many"
 [ -f "$OUT/rft/model.safetensors" ] || "${RISE[@]}" train rise --model "$OUT/base" --out "$OUT/rft" \
-  --source self --single-turn --best-of "$BEST_OF" --max-examples "$RIGHT" --turns 1 "${COMMON[@]}"
+  --source self --single-turn --best-of "$BEST_OF" --max-examples "$RIGHT" --turns 1 "${COMMON[@]}" "${TRAIN_ARGS[@]}"
 
 # 4. the card's protocol on validation, and accuracy against tokens
 for m in base rise rft; do
   EVAL=(--model "$OUT/$m" --dataset inverse --level "$LEVEL" --split validation --limit "$EVAL_LIMIT" --turns 5
-        --seeds 0 1 --max-tokens 200 --no-progress)
+        --seeds 0 1 --max-tokens 200 --no-progress "${EVAL_ARGS[@]}")
   [ -f "$OUT/eval-$m/metrics.json" ] || "${RISE[@]}" eval "${EVAL[@]}" --out "$OUT/eval-$m"
   [ "$COMPUTE" = 0 ] || [ -f "$OUT/compute-$m/compute.json" ] || "${RISE[@]}" eval --compute "${EVAL[@]}" --out "$OUT/compute-$m"
 done
-.venv/bin/python -m app.evaluation.report "$OUT/eval-rise/metrics.json" "$OUT/eval-rft/metrics.json" \
+"$PY" -m app.evaluation.report "$OUT/eval-rise/metrics.json" "$OUT/eval-rft/metrics.json" \
   "$OUT/eval-base/metrics.json" | tee "$OUT/report.md"
-.venv/bin/python scripts/inverse_goals.py "$OUT/eval-rise" "$OUT/eval-rft" "$OUT/eval-base" | tee "$OUT/goals.md"
+"$PY" scripts/inverse_goals.py "$OUT/eval-rise" "$OUT/eval-rft" "$OUT/eval-base" | tee "$OUT/goals.md"
 
 # The final card (test split, after the settings are chosen here), e.g.:
 #   rise eval --model OUT/rise --dataset inverse --level LEVEL --split test --limit 1000 --turns 5 --seeds 0 1 --out ...

@@ -19,6 +19,7 @@ from app.tasks.registry import NAMES, get_task
 from app.training import lora, synthetic_recipe
 from app.training.collect import SOURCES
 from app.training.criteria import CRITERIA
+from app.training.model_init import SIZES
 
 
 BASE_SHAPES = ("single", "fix", "fix2", "keep", "check")  # app/training/base.py's SHAPES (not imported: it imports torch)
@@ -29,7 +30,7 @@ def base_parser() -> argparse.ArgumentParser:
                                  description="Train a base model on synthetic problems in the refinement format.",
                                  formatter_class=DefaultsHelpFormatter)
     ap.add_argument("--out", type=writable_dir, required=True)
-    ap.add_argument("--size", choices=["tiny", "small", "base"], default="base")
+    ap.add_argument("--size", choices=list(SIZES), default="base")
     ap.add_argument("--steps", type=positive_int, default=2000)
     ap.add_argument("--minutes", type=positive_float, default=None, help="train for this wall-clock time instead of --steps")
     ap.add_argument("--lr", type=positive_float, default=1e-3)
@@ -150,9 +151,9 @@ def rise_parser() -> argparse.ArgumentParser:
                       help="the frozen model --anchor keeps close to (default: --model)")
     roll.add_argument("--device", default=None)
     roll.add_argument("--seed", type=seed, default=0)
-    roll.add_argument("--max-examples", type=positive_int, default=None,
+    roll.add_argument("--max-examples", type=non_negative_int, default=None,
                       help="train on at most this many collected examples per iteration (a random subset, before "
-                           "replay is added): another run's count, for a same-data baseline")
+                           "replay is added): another run's count, for a same-data baseline (0: replay only)")
     lora.add_args(ap)
     return ap
 

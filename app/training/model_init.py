@@ -9,6 +9,7 @@ SIZES = {
     "tiny": (64, 2, 2, 192),       # CI micro runs
     "small": (192, 4, 6, 512),     # ~1.9M parameters
     "base": (256, 6, 8, 704),      # ~4.9M parameters, the shipped model
+    "large": (512, 6, 8, 1408),    # ~19.3M parameters (head_dim 64), issue 28's size sweep (scripts/gpu_sizes.sh)
 }
 
 

@@ -237,7 +237,7 @@ async def _collected(a: argparse.Namespace, it: int, current: Path, tokenizer, r
         solver = synthetic_recipe.solver_written(rng, a.problems, recipe, a.tau)
         # the one-turn baseline: the same re-check texts, each the answer to its bare question
         examples += [synthetic_recipe.as_one_turn(e) for e in solver] if a.single_turn else solver
-    if a.max_examples and len(examples) > a.max_examples:  # another run's count (a same-data baseline)
+    if a.max_examples is not None and len(examples) > a.max_examples:  # another run's count (a same-data baseline)
         examples = rng.sample(examples, a.max_examples)
         stats.examples = len(examples)  # what trains; stats.collected keeps what was collected
     # recheck: replay first turns only (after feedback the model now re-checks instead)
