@@ -30,7 +30,7 @@ if [ "$MODE" = --quick ]; then  # the whole chain on this CPU, a few steps and p
   PRE_STEPS=${PRE_STEPS:-2}; MIX_STEPS=${MIX_STEPS:-2}; INV_STEPS=${INV_STEPS:-2}; PRE_BATCH=8; INV_BATCH=8
   WORKERS=0; PROBLEMS=${PROBLEMS:-4}; BEST_OF=${BEST_OF:-2}; EVAL_LIMIT=${EVAL_LIMIT:-4}; EVAL_BATCH=16
 else
-  PY=${PY:-python3}; ROOT=${ROOT:-runs/sizes}; DEVICE=cuda
+  PY=${PY:-python3}; ROOT=${ROOT:-runs/sizes}; DEVICE=${DEVICE:-cuda}  # DEVICE=cpu: the full recipe here (many hours)
   : "${OUT:?OUT must name the folder whose files come back}"
   PRE_STEPS=${PRE_STEPS:-2499}; MIX_STEPS=${MIX_STEPS:-1225}; INV_STEPS=${INV_STEPS:-500}; PRE_BATCH=256; INV_BATCH=64
   WORKERS=${WORKERS:-12}; PROBLEMS=${PROBLEMS:-400}; BEST_OF=${BEST_OF:-8}; EVAL_LIMIT=${EVAL_LIMIT:-300}; EVAL_BATCH=512
