@@ -25,6 +25,7 @@ MODE=${1:-gpu}
 STAGE=${STAGE:-all}  # bases | rise | all
 SIZES=${SIZES:-small base large}
 
+case "$MODE" in gpu|--quick) ;; *) echo "usage: scripts/gpu_sizes.sh [--quick] (not '$MODE')" >&2; exit 2 ;; esac
 if [ "$MODE" = --quick ]; then  # the whole chain on this CPU, a few steps and problems each
   PY=${PY:-.venv/bin/python}; OUT=${OUT:-runs/sizes-quick}; ROOT=${ROOT:-runs/sizes-quick/work}; DEVICE=cpu
   PRE_STEPS=${PRE_STEPS:-2}; MIX_STEPS=${MIX_STEPS:-2}; INV_STEPS=${INV_STEPS:-2}; PRE_BATCH=8; INV_BATCH=8
@@ -39,15 +40,17 @@ else
     export PYTHONPATH=/tmp/site:$PWD
   fi
 fi
-mkdir -p "$OUT" "$ROOT"
+[ "$INV_STEPS" -ge 2 ] 2>/dev/null || { echo "INV_STEPS must be 2 or more (the second inverse step is half of it)" >&2; exit 2; }
+mkdir -p "$OUT" "$ROOT" || exit 1
 LOG="$OUT/gpu_sizes.log"
-touch "$LOG"
+touch "$LOG" || exit 1
 say() { echo "== $* ($(date +%T))" | tee -a "$LOG"; }
 rise() { $PY -m app.cli "$@" 2>&1 | grep -v "Loading weights\|Writing" | tail -3 | tee -a "$LOG"; return "${PIPESTATUS[0]}"; }
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
-$PY -c "import torch, transformers, math_verify, app.training.rise, app.training.base, app.evaluation.cli
-print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())" 2>&1 \
-  | tee -a "$LOG" | grep -q "^torch" || { echo "!! a package is missing (scripts/gpu_bench.sh --prepare here, carry .whl)" | tee -a "$LOG"; exit 1; }
+CHECK=$($PY -c "import torch, transformers, math_verify, app.training.rise, app.training.base, app.evaluation.cli
+print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())" 2>&1)
+echo "$CHECK" | tee -a "$LOG"
+grep -q "^torch" <<< "$CHECK" || { echo "!! $PY cannot import what the recipe needs (above; on the GPU: scripts/gpu_bench.sh --prepare here, carry .whl)" | tee -a "$LOG"; exit 1; }
 
 if [ "$STAGE" != rise ]; then
   for size in $SIZES; do
@@ -82,9 +85,9 @@ fi
 say "archive"
 # each size's records (no weights): training.json and iterations.json of every step, each evaluation's metrics.json and per_problem.json
 (cd "$ROOT" && find . \( -name training.json -o -name iterations.json -o -name metrics.json -o -name per_problem.json -o -name report.md \
-  -o -name goals.md \) -print0 | tar czf - --null -T - ) > "$OUT/sizes.tgz"
+  -o -name goals.md \) -print0 | tar czf - --null -T - ) > "$OUT/sizes.tgz" || { say "!! the archive failed"; exit 1; }
 # and the inverse bases (bf16 weights: about 4, 10 and 39 MB), so that a later session can carry them back
 # (extract into runs/sizes here, then carry ["runs/sizes", ".whl"]) instead of training them again
-(cd "$ROOT" && find . -path "./*/base/*" -print0 | tar czf - --null -T - ) > "$OUT/bases.tgz"
+(cd "$ROOT" && find . -path "./*/base/*" -print0 | tar czf - --null -T - ) > "$OUT/bases.tgz" || { say "!! the bases' archive failed"; exit 1; }
 ls -la "$OUT" | tee -a "$LOG"
 say "done"

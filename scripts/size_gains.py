@@ -31,10 +31,10 @@ def _cols(folder: Path) -> tuple[list[str], dict, int]:
 def gains(size_dir: Path) -> dict:
     """One size's figures (fractions; SEs over problems)."""
     runs = {m: _cols(size_dir / f"eval-{m}") for m in ("base", "rise", "rft")}
-    ids, _, turns = runs["base"]
-    if any(r[0] != ids or r[2] != turns for r in runs.values()):
+    ids, records, turns = runs["base"]
+    if any(r[0] != ids or r[2] != turns or set(r[1]) != set(records) for r in runs.values()) or not records:
         raise SystemExit(f"{size_dir}: the three evaluations must share their problems, seeds and turns")
-    seeds = list(runs["base"][1])
+    seeds = list(records)
 
     def col(model: str, key: str) -> list[list[float]]:
         return [runs[model][1][s][key] for s in seeds]
@@ -89,23 +89,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, default=None, help="write the plot here (PNG)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     a = ap.parse_args(argv)
+    try:
+        rows = _read(a.source)
+    except (OSError, tarfile.TarError, ValueError, KeyError, TypeError, IndexError) as e:  # JSONDecodeError is a ValueError
+        raise SystemExit(f"{a.source}: not the records scripts/gpu_sizes.sh brings back ({type(e).__name__}: {e})") from e
+    print(table(rows))
+    if a.plot:
+        print(f"wrote {plot(rows, a.plot.with_suffix('.png'))}")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def _read(source: Path) -> list[dict]:
+    """Each size's figures from the archive (extracted safely: no member may leave the folder) or the folder."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = a.source
-        if a.source.is_file():
-            with tarfile.open(a.source) as t:
+        folder = source
+        if source.is_file():
+            with tarfile.open(source) as t:
                 t.extractall(tmp, filter="data")
             folder = Path(tmp)
         sizes = sorted((d for d in folder.iterdir() if (d / "eval-rise" / "metrics.json").is_file()),
                        key=lambda d: json.loads((d / "pre" / "training.json").read_text())["parameters"])
         if not sizes:
-            raise SystemExit(f"{a.source}: no size with eval-rise/metrics.json")
-        rows = [gains(d) for d in sizes]
-    print(table(rows))
-    if a.plot:
-        print(f"wrote {plot(rows, a.plot)}")
-    if a.json:
-        a.json.write_text(json.dumps(rows, indent=1) + "\n")
-    return 0
+            raise SystemExit(f"{source}: no size with eval-rise/metrics.json")
+        return [gains(d) for d in sizes]
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ COMPUTE=${COMPUTE:-1}  # 0: skip the `rise eval --compute` runs (the accuracy-ag
 # the command and the extra arguments where the repo's .venv is not what runs it (scripts/gpu_sizes.sh on a GPU)
 PY=${PY:-.venv/bin/python}
 read -ra RISE <<< "${RISE_CMD:-.venv/bin/rise}"
-read -ra TRAIN_ARGS <<< "${TRAIN_ARGS:-}"  # e.g. "--device cuda --engine-batch 512" (rise train rise)
+read -ra TRAIN_ARGS <<< "${TRAIN_ARGS:-}"  # e.g. "--device cuda --engine-batch 512" (rise train rise); split on
+#                                            spaces, no quoting (so are RISE_CMD and EVAL_ARGS)
 read -ra EVAL_ARGS <<< "${EVAL_ARGS:-}"    # e.g. "--device cuda --batch-size 512" (rise eval)
 LOCK=${LOCK:-/tmp/rise-heavy.lock}         # none: no lock (a machine of its own)
 [ "$LOCK" = none ] || RISE=(flock "$LOCK" "${RISE[@]}")

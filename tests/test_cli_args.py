@@ -204,3 +204,12 @@ def test_writable_dir_is_created_and_checked(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(argparse.ArgumentTypeError, match="not a directory"):
         cli_args.writable_dir(str(tmp_path / "f"))
+
+
+def test_training_arguments_are_parsed_without_torch():
+    """app/training/args.py refuses a bad value before torch is imported (its promise; a new import of
+    the model sizes once pulled in transformers and torch, and a refusal took 10 s instead of 2)."""
+    code = ("import sys; from app.training.args import parse_base, parse_rise; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr[-2000:])

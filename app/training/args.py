@@ -153,7 +153,8 @@ def rise_parser() -> argparse.ArgumentParser:
     roll.add_argument("--seed", type=seed, default=0)
     roll.add_argument("--max-examples", type=non_negative_int, default=None,
                       help="train on at most this many collected examples per iteration (a random subset, before "
-                           "replay is added): another run's count, for a same-data baseline (0: replay only)")
+                           "replay is added): another run's count, for a same-data baseline (0: nothing trains, "
+                           "replay included, whose count follows the examples kept: the model unchanged)")
     lora.add_args(ap)
     return ap
 

@@ -7,6 +7,7 @@ archive read like the folder, the plot written, and evaluations on other problem
 
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,19 @@ def test_evaluations_on_other_problems_are_refused(tmp_path):
     d = _size(tmp_path, "small", 2_000_000, FLAT, ids=["a", "b", "c", "e"])
     with pytest.raises(SystemExit, match="share their problems"):
         load_script("size_gains").gains(d)
+
+
+def test_bad_sources_are_refused_in_one_line_and_nothing_leaves_the_archive(tmp_path):
+    s = load_script("size_gains")
+    work = tmp_path / "work"
+    good = _size(work, "small", 2_000_000, FLAT)
+    (tmp_path / "not.tgz").write_text("not an archive")
+    evil = tmp_path / "evil.tgz"  # a member that would land outside the folder it is extracted to
+    with tarfile.open(evil, "w:gz") as t:
+        t.add(good / "pre" / "training.json", arcname="../escaped.json")
+    (good / "eval-rft" / "metrics.json").write_text("{not json")
+    for source, says in ((tmp_path / "missing.tgz", "FileNotFoundError"), (tmp_path / "not.tgz", "ReadError"),
+                         (evil, "OutsideDestinationError"), (work, "JSONDecodeError")):
+        with pytest.raises(SystemExit, match=f"not the records .*{says}"):
+            s.main([str(source)])
+    assert not (Path(tempfile.gettempdir()) / "escaped.json").exists()  # where ../ from its temporary folder leads
