@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.evaluation.paired import paired, read_records  # noqa: E402
+from app.evaluation.paired import paired, read_records, within_run  # noqa: E402
 
 
 def _cols(folder: Path) -> tuple[list[str], dict, int]:
@@ -41,9 +41,10 @@ def gains(size_dir: Path) -> dict:
 
     row = {"size": size_dir.name, "parameters": json.loads((size_dir / "pre" / "training.json").read_text())["parameters"],
            "problems": len(ids), "seeds": len(seeds)}
-    for model in ("base", "rise"):
-        row[f"{model} m1@t{turns} - m5@t1"] = paired(col(model, f"m1@t{turns}"), col(model, "m5@t1"))
-        row[f"{model} t{turns} - t1 own"] = paired(col(model, f"turn_accuracy/t{turns}"), col(model, "turn_accuracy/t1"))
+    for model in ("base", "rise"):  # the run's own pairs, as rise eval reports them
+        own = within_run(runs[model][1], turns)
+        row[f"{model} m1@t{turns} - m5@t1"] = own[f"m1@t{turns} - m5@t1"]
+        row[f"{model} t{turns} - t1 own"] = own[f"t{turns} - t1 (each turn's own accuracy)"]
     row[f"rise m1@t{turns} - rft m5@t1"] = paired(col("rise", f"m1@t{turns}"), col("rft", "m5@t1"))
     row["rise t1 - base t1"] = paired(col("rise", "m1@t1"), col("base", "m1@t1"))
     return row

@@ -40,11 +40,6 @@ async def _gauge(c: httpx.AsyncClient, name: str, n: int, within: float = 60.0) 
     raise AssertionError(f"{name} did not reach {n} within {within} s")
 
 
-async def _running(c: httpx.AsyncClient, n: int, within: float = 60.0) -> None:
-    """Wait until n refinements hold a slot."""
-    await _gauge(c, "rise_requests_running", n, within)
-
-
 def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
     grace = 1.0
     proc, url, log = start_server({"RISE_SHUTDOWN_GRACE_S": str(grace), "RISE_MAX_IN_FLIGHT": "4",
@@ -54,7 +49,7 @@ def test_sigterm_ends_long_refinements_at_the_grace_and_answers_503_meanwhile():
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
             plain = [asyncio.create_task(c.post("/v1/refine", json=LONG)) for _ in range(2)]
             streams = [asyncio.create_task(_stream(c, LONG)) for _ in range(2)]
-            await _running(c, 4)  # the four long refinements hold their slots: turns are under way
+            await _gauge(c, "rise_requests_running", 4)  # the four long refinements hold their slots: turns are under way
             # only then the short one, so that it is the one queued (started with the others, it could
             # take a slot first and leave a stream queued, refused 503 by the drain: CI, 12-04)
             queued = asyncio.create_task(c.post("/v1/refine", json={"question": Q, "max_turns": 1}))

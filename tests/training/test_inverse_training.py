@@ -93,11 +93,14 @@ def test_the_pipeline_of_scripts_train_inverse_sh_in_miniature(tmp_path, model_p
     assert rise_main([*common, "--out", str(tmp_path / "rise"), "--source", "self", "--eval-limit", "2"]) == 0
     rise = json.loads((tmp_path / "rise" / "iterations.json").read_text())[0]
     assert rise["collect"]["problems"] == 4 and "m1@t2" in rise["eval"]
-    # as many of the model's right samples as RISE trained on, here none (a model that solves nothing): replay only
-    assert rise_main([*common, "--out", str(tmp_path / "rft"), "--single-turn", "--max-examples", "0"]) == 0
+    assert rise_main([*common, "--out", str(tmp_path / "rft"), "--single-turn", "--max-examples", "1"]) == 0
     rft = json.loads((tmp_path / "rft" / "iterations.json").read_text())[0]
     assert rft["collect"]["turns"] == 8 and rft["collect"]["collected"] <= 8  # 4 problems x best-of 2, turn 1 only
-    assert rft["collect"]["examples"] == 0  # what trained: --max-examples 0
+    assert rft["collect"]["examples"] == min(1, rft["collect"]["collected"])  # what trained: --max-examples 1
+    # a baseline of none (RISE kept no right sample): nothing trains, the model is the base
+    assert rise_main([*common, "--out", str(tmp_path / "rft0"), "--single-turn", "--max-examples", "0"]) == 0
+    none = json.loads((tmp_path / "rft0" / "iterations.json").read_text())[0]
+    assert none["collect"]["examples"] == 0 and none["train"]["steps"] == 0
     out = tmp_path / "eval"
     assert eval_main(["--model", str(tmp_path / "rise"), "--dataset", "inverse", "--level", "medium", "--split",
                       "validation", "--limit", "2", "--turns", "2", "--seeds", "0", "--parallel", "2", "--out", str(out),
